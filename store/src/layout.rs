@@ -1,0 +1,216 @@
+//! Where things live under a store root.
+//!
+//! ```text
+//! <root>/<dataset>/
+//!     _catalog/schema.json       merged schema and its history (catalog.rs)
+//!     _wal/<seq>.wal             write-ahead log segments (loupe-collector's wal)
+//!     _wal/<seq>.commit          a flush's commit record while it is being applied
+//!     _tmp/                      Parquet files being written; never read, emptied at start-up
+//!     date=YYYY-MM-DD/hour=HH/<id>.parquet
+//! ```
+//! Directories starting with `_` are never part of the table: DataFusion and other engines skip
+//! them when they list a Hive-partitioned directory.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Datelike, Timelike};
+
+use crate::dataset::DatasetName;
+use crate::error::{IoContext, Result};
+
+pub const CATALOG_DIR: &str = "_catalog";
+pub const WAL_DIR: &str = "_wal";
+pub const TMP_DIR: &str = "_tmp";
+pub const PARQUET_EXT: &str = "parquet";
+/// Hive partition columns, outermost first.
+pub const PARTITION_COLUMNS: [&str; 2] = ["date", "hour"];
+
+/// A store rooted in a local directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn dataset(&self, name: &DatasetName) -> DatasetDir {
+        DatasetDir {
+            name: name.clone(),
+            dir: self.root.join(name.as_str()),
+        }
+    }
+
+    /// The datasets present on disk, sorted by name. Entries whose names are not valid dataset
+    /// names are ignored (they were not made by loupe).
+    pub fn datasets(&self) -> Result<Vec<DatasetName>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).ctx("list", &self.root),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.ctx("list", &self.root)?;
+            if !entry.file_type().ctx("stat", &entry.path())?.is_dir() {
+                continue;
+            }
+            if let Some(d) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| DatasetName::from_dir_name(n).ok())
+            {
+                out.push(d);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// The paths of one dataset.
+#[derive(Debug, Clone)]
+pub struct DatasetDir {
+    name: DatasetName,
+    dir: PathBuf,
+}
+
+impl DatasetDir {
+    pub fn name(&self) -> &DatasetName {
+        &self.name
+    }
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+    pub fn catalog_dir(&self) -> PathBuf {
+        self.dir.join(CATALOG_DIR)
+    }
+    pub fn wal_dir(&self) -> PathBuf {
+        self.dir.join(WAL_DIR)
+    }
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.dir.join(TMP_DIR)
+    }
+    /// The partition directory, relative to the dataset, that holds events at `timestamp_us`.
+    pub fn partition_of(timestamp_us: i64) -> Partition {
+        Partition::of(timestamp_us)
+    }
+    pub fn partition_dir(&self, p: &Partition) -> PathBuf {
+        self.dir.join(p.relative_path())
+    }
+
+    /// Every Parquet file in the dataset's partitions, sorted by path.
+    pub fn parquet_files(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        collect_parquet(&self.dir, 0, &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+}
+
+fn collect_parquet(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("list", dir),
+    };
+    for entry in entries {
+        let entry = entry.ctx("list", dir)?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if depth < PARTITION_COLUMNS.len() {
+            if name.starts_with(PARTITION_COLUMNS[depth]) && path.is_dir() {
+                collect_parquet(&path, depth + 1, out)?;
+            }
+        } else if path.extension().is_some_and(|e| e == PARQUET_EXT) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// An hour partition: `date=YYYY-MM-DD/hour=HH`, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    /// Hours since the Unix epoch.
+    hour_index: i64,
+}
+
+impl Partition {
+    pub fn of(timestamp_us: i64) -> Self {
+        Partition {
+            hour_index: timestamp_us.div_euclid(3_600_000_000),
+        }
+    }
+
+    /// First microsecond of the hour.
+    pub fn start_us(&self) -> i64 {
+        self.hour_index * 3_600_000_000
+    }
+
+    /// `(date, hour)` as the partition values are written: `("2026-11-23", "04")`.
+    pub fn values(&self) -> (String, String) {
+        let t = DateTime::from_timestamp_micros(self.start_us()).unwrap_or_default();
+        (
+            format!("{:04}-{:02}-{:02}", t.year(), t.month(), t.day()),
+            format!("{:02}", t.hour()),
+        )
+    }
+
+    pub fn relative_path(&self) -> PathBuf {
+        let (date, hour) = self.values();
+        PathBuf::from(format!("date={date}")).join(format!("hour={hour}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_utc_hours() {
+        // 2026-11-23T04:59:59.999999Z and the next microsecond
+        let t = 1_795_409_999_999_999;
+        assert_eq!(
+            Partition::of(t).relative_path(),
+            PathBuf::from("date=2026-11-23/hour=04")
+        );
+        assert_eq!(
+            Partition::of(t + 1).relative_path(),
+            PathBuf::from("date=2026-11-23/hour=05")
+        );
+        assert_eq!(Partition::of(t + 1).start_us(), t + 1);
+        assert_eq!(
+            Partition::of(0).values(),
+            ("1970-01-01".into(), "00".into())
+        );
+    }
+
+    #[test]
+    fn lists_datasets_and_parquet_files_skipping_internals() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path());
+        assert!(store.datasets().unwrap().is_empty());
+        let api = DatasetName::new("api").unwrap();
+        let d = store.dataset(&api);
+        let part = d.partition_dir(&Partition::of(0));
+        std::fs::create_dir_all(&part).unwrap();
+        std::fs::create_dir_all(d.tmp_dir()).unwrap();
+        std::fs::write(part.join("a.parquet"), b"").unwrap();
+        std::fs::write(part.join(".b.parquet"), b"").unwrap();
+        std::fs::write(d.tmp_dir().join("c.parquet"), b"").unwrap();
+        std::fs::create_dir_all(tmp.path().join("Not A Dataset")).unwrap();
+        assert_eq!(store.datasets().unwrap(), vec![api]);
+        assert_eq!(d.parquet_files().unwrap(), vec![part.join("a.parquet")]);
+    }
+}
