@@ -1,1 +1,304 @@
+//! The loupe collector: receives wide events over HTTP, validates them, makes them durable in a
+//! write-ahead log before answering, and writes them to Parquet in the background.
+//!
+//! `HTTP request -> decode -> validate -> (sample) -> WAL append (group commit, fsync) -> ack`,
+//! then `buffer -> Parquet file (fsync, commit record, rename) -> retire WAL segments`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "multi_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use loupe_collector::{Collector, CollectorConfig, Encoding};
+//! use loupe_event::BodyFormat;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let collector = Collector::open(dir.path(), CollectorConfig::default())?;
+//! let body = br#"{"http.route": "/cart", "duration_ms": 48}"#;
+//! let outcome = collector.ingest_body("api", body, Encoding::Identity, BodyFormat::Auto).await?;
+//! assert_eq!(outcome.accepted, 1); // on disk now
+//! collector.flush_all().await?;    // and in Parquet now
+//! collector.shutdown().await;
+//! # Ok(()) }
+//! ```
 
+mod clock;
+mod config;
+mod dataset;
+mod error;
+mod http;
+mod ingest;
+mod wal;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use loupe_event::ValidEvent;
+use loupe_store::{DatasetName, Store};
+use tokio::sync::Notify;
+
+pub use clock::{Clock, SystemClock};
+pub use config::{CollectorConfig, MAX_NAME_BYTES_CEILING};
+pub use dataset::FlushStats;
+pub use error::{Error, Result, WalError};
+pub use http::{error_response, router};
+pub use ingest::{Encoding, EventStatus, IngestOutcome, decompress, format_from_content_type};
+
+use dataset::DatasetHandle;
+
+/// The collector. Cheap to clone: clones share one state.
+#[derive(Clone)]
+pub struct Collector {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: CollectorConfig,
+    clock: Arc<dyn Clock>,
+    datasets: RwLock<HashMap<DatasetName, Arc<DatasetHandle>>>,
+    /// Durable events not yet in Parquet, all datasets: the memory bound.
+    buffered: Arc<AtomicUsize>,
+    flush_needed: Arc<Notify>,
+    shutting_down: AtomicBool,
+}
+
+/// What start-up recovered.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub datasets: usize,
+    /// Events replayed from the WAL into the buffers.
+    pub events_replayed: usize,
+    /// Flushes that a crash interrupted after their commit record and that were finished now.
+    pub commits_applied: usize,
+}
+
+impl Collector {
+    /// Opens the store at `root` with the system clock, recovering every dataset on disk.
+    pub fn open(root: impl AsRef<Path>, config: CollectorConfig) -> Result<Self> {
+        Self::open_with_clock(root, config, Arc::new(SystemClock)).map(|(c, _)| c)
+    }
+
+    /// Opens the store with an injected clock, and reports what recovery did.
+    pub fn open_with_clock(
+        root: impl AsRef<Path>,
+        config: CollectorConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, RecoveryReport)> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(Error::Internal(format!(
+                "invalid collector config: {}",
+                problems.join("; ")
+            )));
+        }
+        let store = Store::new(root.as_ref());
+        loupe_store::fsutil::create_dir_durable(store.root())?;
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let flush_needed = Arc::new(Notify::new());
+        let mut datasets = HashMap::new();
+        let mut report = RecoveryReport::default();
+        for name in store.datasets()? {
+            let (handle, rec) = DatasetHandle::open(
+                store.dataset(&name),
+                buffered.clone(),
+                flush_needed.clone(),
+                config.flush_max_events,
+            )?;
+            report.datasets += 1;
+            report.events_replayed += rec.events;
+            report.commits_applied += rec.commits_applied;
+            datasets.insert(name, handle);
+        }
+        if report.events_replayed > 0 || report.commits_applied > 0 {
+            tracing::info!(?report, "recovered from the write-ahead log");
+        }
+        let inner = Inner {
+            store,
+            config,
+            clock,
+            datasets: RwLock::new(datasets),
+            buffered,
+            flush_needed,
+            shutting_down: AtomicBool::new(false),
+        };
+        Ok((
+            Collector {
+                inner: Arc::new(inner),
+            },
+            report,
+        ))
+    }
+
+    pub fn config(&self) -> &CollectorConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn now_us(&self) -> i64 {
+        self.inner.clock.now_us()
+    }
+
+    /// Durable events waiting for Parquet, all datasets.
+    pub fn buffered_events(&self) -> usize {
+        self.inner.buffered.load(Ordering::Relaxed)
+    }
+
+    fn dataset(&self, name: &DatasetName) -> Option<Arc<DatasetHandle>> {
+        self.inner
+            .datasets
+            .read()
+            .expect("datasets lock")
+            .get(name)
+            .cloned()
+    }
+
+    async fn dataset_or_create(&self, name: &DatasetName) -> Result<Arc<DatasetHandle>> {
+        if let Some(d) = self.dataset(name) {
+            return Ok(d);
+        }
+        let this = self.clone();
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut map = this.inner.datasets.write().expect("datasets lock");
+            if let Some(d) = map.get(&name) {
+                return Ok(d.clone());
+            }
+            let (handle, _) = DatasetHandle::open(
+                this.inner.store.dataset(&name),
+                this.inner.buffered.clone(),
+                this.inner.flush_needed.clone(),
+                this.inner.config.flush_max_events,
+            )?;
+            map.insert(name, handle.clone());
+            Ok(handle)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// Appends validated events to `dataset`'s WAL; returns when they are on disk.
+    pub async fn append_durable(
+        &self,
+        dataset: &DatasetName,
+        events: Vec<ValidEvent>,
+    ) -> Result<()> {
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let buffered = self.buffered_events();
+        let limit = self.inner.config.max_buffered_events;
+        if buffered + events.len() > limit && buffered > 0 {
+            self.inner.flush_needed.notify_one();
+            return Err(Error::Overloaded {
+                buffered,
+                limit,
+                retry_after_s: 1,
+            });
+        }
+        let handle = self.dataset_or_create(dataset).await?;
+        handle.append_durable(events).await?;
+        Ok(())
+    }
+
+    /// Writes every buffered event of every dataset to Parquet.
+    pub async fn flush_all(&self) -> Result<FlushStats> {
+        let handles: Vec<_> = self
+            .inner
+            .datasets
+            .read()
+            .expect("datasets lock")
+            .values()
+            .cloned()
+            .collect();
+        let clock = self.inner.clock.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut total = FlushStats::default();
+            let mut first_err = None;
+            for h in handles {
+                match h.flush_blocking(clock.as_ref()) {
+                    Ok(s) => {
+                        total.events += s.events;
+                        total.files += s.files;
+                        total.bytes += s.bytes;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "flush failed; will retry");
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            match first_err {
+                Some(e) => Err(Error::Wal(e)),
+                None => Ok(total),
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+    }
+
+    /// Flushes every `flush_interval_ms`, or sooner when a dataset's buffer fills, until
+    /// [`Collector::shutdown`].
+    pub fn spawn_background_flush(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let interval = Duration::from_millis(self.inner.config.flush_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = this.inner.flush_needed.notified() => {}
+                }
+                if this.inner.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                if this.buffered_events() > 0 {
+                    let _ = this.flush_all().await;
+                }
+            }
+        })
+    }
+
+    /// Stops the WAL writers without flushing: what a crash right after the last
+    /// acknowledgement would leave behind. For recovery tests.
+    #[doc(hidden)]
+    pub async fn abandon(&self) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+        let handles: Vec<_> = self
+            .inner
+            .datasets
+            .read()
+            .expect("datasets lock")
+            .values()
+            .cloned()
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || handles.iter().for_each(|h| h.stop())).await;
+    }
+
+    /// Stops taking writes, flushes what is buffered, and stops the WAL writers. What a flush
+    /// fails to write stays in the WAL for the next start.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+        self.inner.flush_needed.notify_one();
+        if let Err(e) = self.flush_all().await {
+            tracing::error!(error = %e, "final flush failed; the WAL keeps the events for the next start");
+        }
+        let handles: Vec<_> = self
+            .inner
+            .datasets
+            .read()
+            .expect("datasets lock")
+            .values()
+            .cloned()
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || handles.iter().for_each(|h| h.stop())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

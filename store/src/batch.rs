@@ -25,9 +25,7 @@ pub fn events_to_batch(
     catalog: &mut Catalog,
     now_us: i64,
 ) -> Result<RecordBatch> {
-    if catalog.get(fields::TIMESTAMP).is_none() {
-        catalog.observe(fields::TIMESTAMP, &Value::Int(0), now_us);
-    }
+    catalog.ensure(fields::TIMESTAMP, FieldType::Timestamp, now_us);
     // Pass 1: settle the types, so a field that widens mid-batch is float for the whole batch.
     let mut used: Vec<String> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();

@@ -262,6 +262,14 @@ impl Catalog {
         added
     }
 
+    /// Adds `name` with type `ty` if the catalog does not have it yet (for fields whose type
+    /// is not learned from values, such as `timestamp`).
+    pub fn ensure(&mut self, name: &str, ty: FieldType, now_us: i64) {
+        if !self.fields.contains_key(name) {
+            self.add(name.to_owned(), ty, now_us);
+        }
+    }
+
     fn add(&mut self, name: String, ty: FieldType, now_us: i64) -> Observed {
         if self.fields.len() >= MAX_FIELDS_PER_DATASET {
             return Observed::OverLimit;

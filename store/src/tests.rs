@@ -152,6 +152,21 @@ fn only_used_columns_are_written_and_null_only_fields_get_none() {
         .map(|f| f.name().clone())
         .collect();
     assert_eq!(names, ["timestamp", "a", "sample_rate"]);
+    let mut fields: Vec<_> = catalog
+        .fields()
+        .map(|(n, i)| (n.to_owned(), i.ty))
+        .collect();
+    fields.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        fields,
+        [
+            ("a".to_owned(), FieldType::Int),
+            ("old".to_owned(), FieldType::Int),
+            ("sample_rate".to_owned(), FieldType::Float),
+            ("timestamp".to_owned(), FieldType::Timestamp),
+        ],
+        "regression: registering timestamp once minted a timestamp.__raw column"
+    );
     assert!(catalog.get("nothing").is_none());
     assert!(catalog.get("old").is_some());
     assert_eq!(batch.column_by_name("a").unwrap().null_count(), 0);

@@ -1,0 +1,386 @@
+//! One dataset's write path: a writer thread that group-commits appends to the WAL, the buffer
+//! of durable events waiting for Parquet, and the flush that publishes them.
+//!
+//! Appends and rotations travel through one channel to the writer thread, so a rotation is
+//! ordered exactly between the appends before it (their events leave with the sealed
+//! segments) and the ones after it (they go to the new segment and the new buffer).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use loupe_event::ValidEvent;
+use loupe_store::{Catalog, DatasetDir, Partition, events_to_batch, fsutil, write_parquet};
+use tokio::sync::{Notify, oneshot};
+
+use crate::clock::Clock;
+use crate::error::WalError;
+use crate::wal::{self, CommitRecord, SegmentWriter};
+
+/// Most events one WAL record (one group commit) holds; bigger groups are split.
+const MAX_EVENTS_PER_COMMIT: usize = 65_536;
+
+enum Command {
+    Append {
+        events: Vec<ValidEvent>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Rotate {
+        reply: oneshot::Sender<Result<Option<Sealed>, WalError>>,
+    },
+}
+
+/// Events whose segments (`..= upto`) are closed and which now wait for Parquet.
+pub(crate) struct Sealed {
+    upto: u64,
+    events: Vec<ValidEvent>,
+}
+
+/// What one flush did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStats {
+    pub events: usize,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+pub(crate) struct DatasetHandle {
+    dir: DatasetDir,
+    tx: Mutex<Option<mpsc::Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Durable events not yet in Parquet: this dataset's, and all datasets'.
+    buffered: Arc<AtomicUsize>,
+    total_buffered: Arc<AtomicUsize>,
+    /// Serialises flushes and holds what they need: the catalog, and a sealed set whose flush
+    /// failed and must be retried before anything else.
+    flush: Mutex<FlushState>,
+}
+
+struct FlushState {
+    catalog: Catalog,
+    retry: Option<Sealed>,
+}
+
+/// Everything recovered from disk when a dataset is opened.
+pub(crate) struct Recovered {
+    pub(crate) events: usize,
+    pub(crate) commits_applied: usize,
+}
+
+static FILE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl DatasetHandle {
+    /// Opens (creating if needed) a dataset: finishes any interrupted flush, clears temporary
+    /// files, replays the WAL into the buffer, and starts the writer thread on a new segment.
+    pub(crate) fn open(
+        dir: DatasetDir,
+        total_buffered: Arc<AtomicUsize>,
+        flush_needed: Arc<Notify>,
+        flush_max_events: usize,
+    ) -> Result<(Arc<Self>, Recovered), WalError> {
+        let wal_dir = dir.wal_dir();
+        fsutil::create_dir_durable(&wal_dir)?;
+        fsutil::create_dir_durable(&dir.tmp_dir())?;
+        let commits_applied = wal::apply_commit_records(dir.path(), &wal_dir)?;
+        clear_dir(&dir.tmp_dir())?;
+
+        let segments = wal::list_segments(&wal_dir)?;
+        let mut events = Vec::new();
+        for (i, &seq) in segments.iter().enumerate() {
+            let replayed = wal::read_segment(&wal_dir, seq)?;
+            events.extend(replayed.events);
+            let Some(why) = replayed.stopped else {
+                continue;
+            };
+            if i + 1 == segments.len() {
+                tracing::warn!(dataset = %dir.name(), segment = seq, %why,
+                    "WAL ends in a torn record (a write interrupted by a crash, never acknowledged)");
+            } else {
+                let kept = wal::quarantine_segment(&wal_dir, seq)?;
+                tracing::error!(dataset = %dir.name(), segment = seq, %why, kept = %kept.display(),
+                    "WAL segment is corrupt in the middle of the log; events after the damage are lost");
+            }
+        }
+        let next = segments.last().map_or(1, |s| s + 1);
+        let segment = SegmentWriter::create(&wal_dir, next)?;
+        let catalog = Catalog::load(&dir.catalog_dir())?;
+
+        let buffered = Arc::new(AtomicUsize::new(events.len()));
+        total_buffered.fetch_add(events.len(), Ordering::Relaxed);
+        let recovered = Recovered {
+            events: events.len(),
+            commits_applied,
+        };
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            name: dir.name().to_string(),
+            segment,
+            buffer: events,
+            broken: None,
+            buffered: buffered.clone(),
+            total_buffered: total_buffered.clone(),
+            flush_needed,
+            flush_max_events,
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("wal-{}", dir.name()))
+            .spawn(move || writer.run(rx))
+            .map_err(|e| WalError::Io {
+                op: "spawn writer thread for",
+                path: wal_dir.clone(),
+                source: e,
+            })?;
+        let handle = DatasetHandle {
+            dir,
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            buffered,
+            total_buffered,
+            flush: Mutex::new(FlushState {
+                catalog,
+                retry: None,
+            }),
+        };
+        Ok((Arc::new(handle), recovered))
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), WalError> {
+        let tx = self.tx.lock().expect("sender lock");
+        let stopped = || WalError::Stopped(self.dir.name().to_string());
+        tx.as_ref()
+            .ok_or_else(stopped)?
+            .send(cmd)
+            .map_err(|_| stopped())
+    }
+
+    /// Appends `events` to the WAL and returns once they are on disk. Only then may they be
+    /// acknowledged. Concurrent calls share one fsync (group commit).
+    pub(crate) async fn append_durable(&self, events: Vec<ValidEvent>) -> Result<(), WalError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Append { events, reply })?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(cause)) => Err(WalError::Broken {
+                dataset: self.dir.name().to_string(),
+                cause,
+            }),
+            Err(_) => Err(WalError::Stopped(self.dir.name().to_string())),
+        }
+    }
+
+    /// Writes every buffered event to Parquet and retires its WAL segments. Blocking: call it
+    /// from a blocking thread.
+    pub(crate) fn flush_blocking(&self, clock: &dyn Clock) -> Result<FlushStats, WalError> {
+        let mut state = self.flush.lock().expect("flush lock");
+        let sealed = match state.retry.take() {
+            Some(s) => s,
+            None => {
+                let (reply, rx) = oneshot::channel();
+                self.send(Command::Rotate { reply })?;
+                match rx.blocking_recv() {
+                    Ok(r) => match r? {
+                        Some(s) => s,
+                        None => return Ok(FlushStats::default()),
+                    },
+                    Err(_) => return Err(WalError::Stopped(self.dir.name().to_string())),
+                }
+            }
+        };
+        let n = sealed.events.len();
+        match publish(&self.dir, &mut state.catalog, &sealed, clock) {
+            Ok(stats) => {
+                self.buffered.fetch_sub(n, Ordering::Relaxed);
+                self.total_buffered.fetch_sub(n, Ordering::Relaxed);
+                Ok(stats)
+            }
+            Err(e) => {
+                state.retry = Some(sealed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops the writer thread after it has finished what was sent to it.
+    pub(crate) fn stop(&self) {
+        self.tx.lock().expect("sender lock").take();
+        if let Some(t) = self.thread.lock().expect("thread lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Writes the sealed events as one Parquet file per hour partition and publishes them through
+/// a commit record (see the `wal` module doc for why that order is crash-safe).
+fn publish(
+    dir: &DatasetDir,
+    catalog: &mut Catalog,
+    sealed: &Sealed,
+    clock: &dyn Clock,
+) -> Result<FlushStats, WalError> {
+    let wal_dir = dir.wal_dir();
+    if sealed.events.is_empty() {
+        wal::write_commit_record(
+            &wal_dir,
+            &CommitRecord {
+                upto: sealed.upto,
+                renames: Vec::new(),
+            },
+        )?;
+        wal::apply_commit_records(dir.path(), &wal_dir)?;
+        return Ok(FlushStats::default());
+    }
+    let now = clock.now_us();
+    let mut parts: BTreeMap<Partition, Vec<ValidEvent>> = BTreeMap::new();
+    for e in &sealed.events {
+        parts
+            .entry(Partition::of(e.timestamp_us()))
+            .or_default()
+            .push(e.clone());
+    }
+    let mut stats = FlushStats {
+        events: sealed.events.len(),
+        ..FlushStats::default()
+    };
+    let mut renames = Vec::new();
+    let result = (|| -> Result<(), WalError> {
+        for (partition, events) in &parts {
+            let batch = events_to_batch(events, catalog, now)?;
+            let name = format!(
+                "{now:016x}-{:x}-{:x}.parquet",
+                std::process::id(),
+                FILE_COUNTER.fetch_add(1, Ordering::Relaxed)
+            );
+            let tmp = PathBuf::from(loupe_store::layout::TMP_DIR).join(&name);
+            stats.bytes += write_parquet(&dir.path().join(&tmp), &batch)?;
+            stats.files += 1;
+            renames.push((tmp, partition.relative_path().join(&name)));
+        }
+        fsutil::fsync_dir(&dir.tmp_dir())?;
+        catalog.save_if_changed(&dir.catalog_dir())?;
+        wal::write_commit_record(
+            &wal_dir,
+            &CommitRecord {
+                upto: sealed.upto,
+                renames: renames.clone(),
+            },
+        )
+    })();
+    if let Err(e) = result {
+        for (tmp, _) in &renames {
+            let _ = std::fs::remove_file(dir.path().join(tmp));
+        }
+        return Err(e);
+    }
+    wal::apply_commit_records(dir.path(), &wal_dir)?;
+    Ok(stats)
+}
+
+fn clear_dir(dir: &std::path::Path) -> Result<(), WalError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| WalError::Io {
+        op: "list",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let _ = std::fs::remove_file(entry.path());
+    }
+    Ok(())
+}
+
+/// The state owned by the writer thread.
+struct Writer {
+    name: String,
+    segment: SegmentWriter,
+    buffer: Vec<ValidEvent>,
+    /// Set after a failed write or fsync. A failed fsync leaves the file in an unknown state
+    /// (the kernel may have dropped the dirty pages), so the log refuses further writes rather
+    /// than acknowledge on top of a hole.
+    broken: Option<String>,
+    buffered: Arc<AtomicUsize>,
+    total_buffered: Arc<AtomicUsize>,
+    flush_needed: Arc<Notify>,
+    flush_max_events: usize,
+}
+
+type PendingAppend = (Vec<ValidEvent>, oneshot::Sender<Result<(), String>>);
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        let mut pending: Vec<PendingAppend> = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            // Take whatever else is already waiting: that is the group of this commit.
+            while let Some(cmd) = next.take().or_else(|| rx.try_recv().ok()) {
+                match cmd {
+                    Command::Append { events, reply } => {
+                        pending.push((events, reply));
+                        if pending.iter().map(|p| p.0.len()).sum::<usize>() >= MAX_EVENTS_PER_COMMIT
+                        {
+                            self.commit(&mut pending);
+                        }
+                    }
+                    Command::Rotate { reply } => {
+                        self.commit(&mut pending);
+                        let _ = reply.send(self.rotate());
+                    }
+                }
+            }
+            self.commit(&mut pending);
+        }
+    }
+
+    fn commit(&mut self, pending: &mut Vec<PendingAppend>) {
+        if pending.is_empty() {
+            return;
+        }
+        if self.broken.is_none() {
+            let all: Vec<&ValidEvent> = pending.iter().flat_map(|(e, _)| e.iter()).collect();
+            if let Err(e) = self.segment.append_durable(all.iter().copied()) {
+                tracing::error!(dataset = %self.name, error = %e, "WAL write failed; refusing writes");
+                self.broken = Some(e.to_string());
+            }
+        }
+        let result = match &self.broken {
+            Some(cause) => Err(cause.clone()),
+            None => Ok(()),
+        };
+        let mut added = 0;
+        for (events, reply) in pending.drain(..) {
+            if result.is_ok() {
+                added += events.len();
+                self.buffer.extend(events);
+            }
+            let _ = reply.send(result.clone());
+        }
+        if added > 0 {
+            self.buffered.fetch_add(added, Ordering::Relaxed);
+            self.total_buffered.fetch_add(added, Ordering::Relaxed);
+            if self.buffer.len() >= self.flush_max_events {
+                self.flush_needed.notify_one();
+            }
+        }
+    }
+
+    /// Seals the current segment (and any older ones) and hands over the buffer.
+    fn rotate(&mut self) -> Result<Option<Sealed>, WalError> {
+        if let Some(cause) = &self.broken {
+            return Err(WalError::Broken {
+                dataset: self.name.clone(),
+                cause: cause.clone(),
+            });
+        }
+        if self.buffer.is_empty() {
+            return Ok(None);
+        }
+        let upto = self.segment.seq();
+        let dir = self.segment.dir().to_path_buf();
+        self.segment = SegmentWriter::create(&dir, upto + 1)?;
+        let events = std::mem::take(&mut self.buffer);
+        Ok(Some(Sealed { upto, events }))
+    }
+}

@@ -1,0 +1,68 @@
+//! The collector's HTTP doors. Today: the native `POST /v1/events/{dataset}`.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::json;
+
+use crate::Collector;
+use crate::error::Error;
+use crate::ingest::{Encoding, format_from_content_type};
+
+/// Routes for ingest. Merge them into the server's router.
+pub fn router(collector: Collector) -> Router {
+    // The compressed body may not be larger than the decompressed limit either.
+    let limit = collector.config().limits.max_body_bytes;
+    Router::new()
+        .route("/v1/events/{dataset}", post(ingest_native))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(collector)
+}
+
+/// `POST /v1/events/{dataset}`: a JSON object, a JSON array of objects, or NDJSON; gzip or
+/// zstd bodies. Answers 200 with one status per event when at least one event was accepted
+/// (or the body held none), 400 with the same body when every event was rejected.
+async fn ingest_native(
+    State(collector): State<Collector>,
+    Path(dataset): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let result = async {
+        let encoding = Encoding::from_header(header(header::CONTENT_ENCODING))?;
+        let format = format_from_content_type(header(header::CONTENT_TYPE))?;
+        collector
+            .ingest_body(&dataset, &body, encoding, format)
+            .await
+    }
+    .await;
+    match result {
+        Ok(outcome) => {
+            let status = if outcome.accepted == 0 && outcome.rejected > 0 {
+                axum::http::StatusCode::BAD_REQUEST
+            } else {
+                axum::http::StatusCode::OK
+            };
+            (status, axum::Json(outcome)).into_response()
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// An error as JSON `{"error": "..."}` with its status and, when it passes, `Retry-After`.
+pub fn error_response(e: &Error) -> Response {
+    let mut resp = (e.status(), axum::Json(json!({ "error": e.to_string() }))).into_response();
+    if let Some(s) = e.retry_after_s() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+    resp
+}

@@ -1,0 +1,222 @@
+//! The collector's write path, in process: acks, flushes, recovery.
+
+use std::sync::atomic::AtomicI64;
+
+use loupe_event::BodyFormat;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::*;
+
+const T0: i64 = 1_795_400_000_000_000; // 2026-11-23T02:13:20Z
+
+struct TestClock(AtomicI64);
+impl Clock for TestClock {
+    fn now_us(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn open(dir: &Path) -> (Collector, RecoveryReport) {
+    Collector::open_with_clock(
+        dir,
+        CollectorConfig::default(),
+        Arc::new(TestClock(AtomicI64::new(T0))),
+    )
+    .unwrap()
+}
+
+fn rows_on_disk(dir: &Path, dataset: &str) -> usize {
+    let store = Store::new(dir);
+    let ds = store.dataset(&DatasetName::new(dataset).unwrap());
+    ds.parquet_files()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let r = SerializedFileReader::new(std::fs::File::open(p).unwrap()).unwrap();
+            r.metadata().file_metadata().num_rows() as usize
+        })
+        .sum()
+}
+
+fn ndjson(from: usize, n: usize) -> Vec<u8> {
+    (from..from + n)
+        .map(|i| format!("{{\"seq\": {i}, \"duration_ms\": {}}}\n", i % 100))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accepted_events_reach_parquet_and_bad_ones_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    let body = b"{\"a\": 1}\n{\"a\": \n{\"sample_rate\": 0}\n{\"a\": 2}\n";
+    let out = c
+        .ingest_body("api", body, Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    assert_eq!((out.accepted, out.rejected), (2, 2));
+    assert_eq!(out.events[0], EventStatus::Accepted);
+    assert!(matches!(
+        out.events[1],
+        EventStatus::Rejected {
+            code: "invalid_json",
+            ..
+        }
+    ));
+    assert!(matches!(
+        out.events[2],
+        EventStatus::Rejected {
+            code: "bad_sample_rate",
+            ..
+        }
+    ));
+    assert_eq!(c.buffered_events(), 2);
+    let stats = c.flush_all().await.unwrap();
+    assert_eq!((stats.events, stats.files), (2, 1));
+    assert_eq!(c.buffered_events(), 0);
+    assert_eq!(rows_on_disk(dir.path(), "api"), 2);
+    // nothing left in the WAL but the fresh segment, and no temporary files
+    let wal: Vec<_> = std::fs::read_dir(dir.path().join("api/_wal"))
+        .unwrap()
+        .collect();
+    assert_eq!(wal.len(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("api/_tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_events_survive_a_crash_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    c.ingest_body("api", &ndjson(0, 50), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    c.flush_all().await.unwrap();
+    c.ingest_body("api", &ndjson(50, 30), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    c.abandon().await; // acked, not flushed
+    assert_eq!(rows_on_disk(dir.path(), "api"), 50);
+
+    let (c, report) = open(dir.path());
+    assert_eq!(
+        report.events_replayed, 30,
+        "only what was not yet in Parquet"
+    );
+    c.flush_all().await.unwrap();
+    assert_eq!(rows_on_disk(dir.path(), "api"), 80);
+    c.abandon().await;
+    let (_c, report) = open(dir.path());
+    assert_eq!(
+        report.events_replayed, 0,
+        "flushed events are not replayed again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_flush_is_finished_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    c.ingest_body("api", &ndjson(0, 10), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    c.flush_all().await.unwrap();
+    c.abandon().await;
+    // Re-create the state of a crash between the commit record and its renames: move the
+    // published file back to _tmp and put the record back.
+    let ds = dir.path().join("api");
+    let file = Store::new(dir.path())
+        .dataset(&DatasetName::new("api").unwrap())
+        .parquet_files()
+        .unwrap()
+        .remove(0);
+    let name = file.file_name().unwrap().to_owned();
+    let rel = file.strip_prefix(&ds).unwrap().to_path_buf();
+    std::fs::rename(&file, ds.join("_tmp").join(&name)).unwrap();
+    let wal_dir = ds.join("_wal");
+    let seg = wal::list_segments(&wal_dir).unwrap()[0];
+    wal::write_commit_record(
+        &wal_dir,
+        &wal::CommitRecord {
+            upto: seg - 1,
+            renames: vec![(Path::new("_tmp").join(&name), rel)],
+        },
+    )
+    .unwrap();
+    let (_c, report) = open(dir.path());
+    assert_eq!(report.commits_applied, 1);
+    assert_eq!(rows_on_disk(dir.path(), "api"), 10);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_share_commits_and_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    let mut tasks = Vec::new();
+    for t in 0..32 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.ingest_body(
+                "api",
+                &ndjson(t * 100, 100),
+                Encoding::Identity,
+                BodyFormat::Auto,
+            )
+            .await
+            .unwrap()
+            .accepted
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await.unwrap();
+    }
+    assert_eq!(acked, 3200);
+    c.shutdown().await;
+    assert_eq!(rows_on_disk(dir.path(), "api"), 3200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_buffers_answer_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        max_buffered_events: 10,
+        ..CollectorConfig::default()
+    };
+    let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
+    c.ingest_body("api", &ndjson(0, 8), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    let err = c
+        .ingest_body("api", &ndjson(8, 8), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(err.retry_after_s(), Some(1));
+    c.flush_all().await.unwrap();
+    // recovered once flushed
+    c.ingest_body("api", &ndjson(8, 8), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    c.shutdown().await;
+    assert_eq!(rows_on_disk(dir.path(), "api"), 16);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_dataset_names_are_refused_before_any_io() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    for bad in ["../x", "", "Has Space"] {
+        let err = c
+            .ingest_body(bad, b"{}", Encoding::Identity, BodyFormat::Auto)
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

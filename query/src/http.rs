@@ -1,0 +1,72 @@
+//! `POST /api/v1/sql`: read-only SQL over HTTP, JSON rows back.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::QueryEngine;
+use crate::error::Error;
+use crate::output::response_json;
+
+/// Most rows one HTTP answer carries; the answer says `"truncated": true` past it.
+pub const MAX_HTTP_ROWS: usize = 100_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlRequest {
+    sql: String,
+}
+
+pub fn router(engine: QueryEngine) -> Router {
+    Router::new()
+        .route("/api/v1/sql", post(run_sql))
+        .with_state(engine)
+}
+
+/// The body is `{"sql": "..."}` (JSON) or the SQL text itself (any other content type).
+async fn run_sql(State(engine): State<QueryEngine>, headers: HeaderMap, body: Bytes) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let sql = if is_json {
+        match serde_json::from_slice::<SqlRequest>(&body) {
+            Ok(r) => r.sql,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("expected {{\"sql\": \"...\"}}: {e}"),
+                );
+            }
+        }
+    } else {
+        match std::str::from_utf8(&body) {
+            Ok(s) => s.to_owned(),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "the SQL text is not UTF-8"),
+        }
+    };
+    if sql.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "no SQL in the request body");
+    }
+    let result = engine
+        .sql(&sql, MAX_HTTP_ROWS)
+        .await
+        .and_then(|out| response_json(&out));
+    match result {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => query_error(&e),
+    }
+}
+
+fn query_error(e: &Error) -> Response {
+    error(e.status(), &e.to_string())
+}
+
+fn error(status: StatusCode, msg: &str) -> Response {
+    (status, axum::Json(json!({ "error": msg }))).into_response()
+}
