@@ -349,20 +349,21 @@ impl Writer {
             Some(cause) => Err(cause.clone()),
             None => Ok(()),
         };
-        let mut added = 0;
+        // Account for the events before anyone hears of them, so a caller that was just
+        // acknowledged never sees a buffer count without its own events.
+        if result.is_ok() {
+            let added: usize = pending.iter().map(|(e, _)| e.len()).sum();
+            self.buffered.fetch_add(added, Ordering::Relaxed);
+            self.total_buffered.fetch_add(added, Ordering::Relaxed);
+        }
         for (events, reply) in pending.drain(..) {
             if result.is_ok() {
-                added += events.len();
                 self.buffer.extend(events);
             }
             let _ = reply.send(result.clone());
         }
-        if added > 0 {
-            self.buffered.fetch_add(added, Ordering::Relaxed);
-            self.total_buffered.fetch_add(added, Ordering::Relaxed);
-            if self.buffer.len() >= self.flush_max_events {
-                self.flush_needed.notify_one();
-            }
+        if self.buffer.len() >= self.flush_max_events {
+            self.flush_needed.notify_one();
         }
     }
 
