@@ -10,7 +10,9 @@ use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{MemoryCatalogProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use futures::StreamExt;
 use loupe_store::{DatasetName, Store};
 
@@ -50,7 +52,15 @@ impl QueryEngine {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        // DataFusion caches directory listings forever by default; files appear here with every
+        // flush, so a cached listing would hide new data. Listing is cheap next to reading, and
+        // partition pruning keeps it to the directories a query needs. (File statistics and
+        // footers stay cached: our files are immutable and never reuse a name.)
+        let runtime = RuntimeEnvBuilder::new()
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+            .build_arc()
+            .expect("runtime with default settings");
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         let catalog = MemoryCatalogProvider::new();
         catalog
             .register_schema(SCHEMA, Arc::new(StoreSchema { store }))

@@ -233,3 +233,35 @@ async fn results_are_truncated_at_the_row_limit() {
     let out = engine.sql("SELECT i FROM api", 50).await.unwrap();
     assert!(!out.truncated);
 }
+
+#[tokio::test]
+async fn files_written_after_a_query_are_seen_by_the_next_one() {
+    // Regression: DataFusion's default listing cache never expires, so a table queried once
+    // never saw files flushed after that.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    write(&store, "api", vec![ev(T0, Event::new().with("a", 1))], "f1");
+    let engine = QueryEngine::new(store.clone());
+    assert_eq!(
+        rows(&engine, "SELECT count(*) AS n FROM api").await[0]["n"],
+        1
+    );
+    assert_eq!(
+        rows(&engine, "SELECT sum(a) AS s FROM api").await[0]["s"],
+        1
+    );
+    write(
+        &store,
+        "api",
+        vec![ev(T0 + 1, Event::new().with("a", 2))],
+        "f2",
+    );
+    assert_eq!(
+        rows(&engine, "SELECT count(*) AS n FROM api").await[0]["n"],
+        2
+    );
+    assert_eq!(
+        rows(&engine, "SELECT sum(a) AS s FROM api").await[0]["s"],
+        3
+    );
+}

@@ -1,0 +1,88 @@
+//! `loupe serve`: the collector and the query engine on one listener.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use loupe_collector::{Collector, CollectorConfig};
+use loupe_query::QueryEngine;
+use tokio::net::TcpListener;
+
+/// A running server.
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
+    #[allow(dead_code)] // the demo uses it
+    pub(crate) collector: Collector,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The routes of one loupe process.
+pub(crate) fn app(collector: Collector, engine: QueryEngine) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(loupe_collector::router(collector))
+        .merge(loupe_query::router(engine))
+}
+
+impl Server {
+    /// Opens the store (replaying its WAL) and starts listening.
+    pub(crate) async fn start(
+        data_dir: &Path,
+        http: SocketAddr,
+        config: CollectorConfig,
+    ) -> anyhow::Result<Server> {
+        let dir = data_dir.to_path_buf();
+        let collector = tokio::task::spawn_blocking(move || Collector::open(&dir, config))
+            .await?
+            .with_context(|| format!("opening data directory {}", data_dir.display()))?;
+        let engine = QueryEngine::new(collector.store().clone());
+        let listener = TcpListener::bind(http)
+            .await
+            .with_context(|| format!("listening on {http}"))?;
+        let addr = listener.local_addr()?;
+        let flusher = collector.spawn_background_flush();
+        let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = app(collector.clone(), engine);
+        let c = collector.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await?;
+            c.shutdown().await;
+            flusher.abort();
+            Ok(())
+        });
+        Ok(Server {
+            addr,
+            collector,
+            shutdown,
+            task,
+        })
+    }
+
+    /// Stops accepting, finishes in-flight requests, flushes, and returns.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await?
+    }
+}
+
+/// Registers for SIGINT and SIGTERM now, and returns a future that resolves on either. Register
+/// before announcing readiness: a signal that arrives between the two would otherwise take the
+/// default action and kill the process without its final flush.
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
+}

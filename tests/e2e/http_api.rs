@@ -1,0 +1,268 @@
+//! The HTTP API of a real `loupe serve`: ingest in every body shape, errors, SQL.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::support::{ServerProcess, client, poll_sql, temp_data_dir};
+
+const FAST_FLUSH: &str = "[collector]\nflush_interval_ms = 50\n";
+
+async fn post(
+    server: &ServerProcess,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let mut req = client().post(server.url(path)).body(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[tokio::test]
+async fn every_body_shape_is_ingested_and_queryable() {
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, Some(FAST_FLUSH));
+
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[JSON],
+        br#"{"k": "object", "http": {"route": "/a"}}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(1)), "{r}");
+
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[JSON],
+        br#"[{"k": "array"}, {"k": "array"}]"#.to_vec(),
+    )
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(2)), "{r}");
+
+    let nd = b"{\"k\": \"ndjson\"}\n{\"k\": \"ndjson\"}\n{\"k\": \"ndjson\"}\n".to_vec();
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[("content-type", "application/x-ndjson")],
+        nd.clone(),
+    )
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(3)), "{r}");
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(br#"{"k": "gzip"}"#).unwrap();
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[JSON, ("content-encoding", "gzip")],
+        gz.finish().unwrap(),
+    )
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(1)), "{r}");
+
+    let zs = zstd::encode_all(&br#"[{"k": "zstd"}, {"k": "zstd"}]"#[..], 3).unwrap();
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[JSON, ("content-encoding", "zstd")],
+        zs,
+    )
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(2)), "{r}");
+
+    let rows = poll_sql(
+        &server,
+        "SELECT k, count(*) AS n FROM api GROUP BY k ORDER BY k",
+        |r| r.iter().map(|x| x["n"].as_u64().unwrap()).sum::<u64>() == 9,
+    )
+    .await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"k": "array", "n": 2}),
+            json!({"k": "gzip", "n": 1}),
+            json!({"k": "ndjson", "n": 3}),
+            json!({"k": "object", "n": 1}),
+            json!({"k": "zstd", "n": 2}),
+        ]
+    );
+    // nested objects were flattened into dotted columns
+    let rows = poll_sql(
+        &server,
+        r#"SELECT "http.route" AS r FROM api WHERE k = 'object'"#,
+        |r| r.len() == 1,
+    )
+    .await;
+    assert_eq!(rows[0]["r"], "/a");
+}
+
+#[tokio::test]
+async fn a_bad_event_is_reported_and_its_neighbours_are_stored() {
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, Some(FAST_FLUSH));
+    let body = b"{\"i\": 1}\n{\"i\": \n{\"i\": 3, \"sample_rate\": 0.1}\n{\"i\": 4, \"i\": 5}\n{\"i\": 6}\n".to_vec();
+    let (s, r) = post(
+        &server,
+        "/v1/events/mixed",
+        &[("content-type", "application/x-ndjson")],
+        body,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["accepted"], 2);
+    assert_eq!(r["rejected"], 3);
+    let statuses: Vec<&str> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "rejected", "rejected", "rejected", "accepted"]
+    );
+    assert_eq!(r["events"][1]["code"], "invalid_json");
+    assert!(
+        r["events"][1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("line 2"),
+        "{r}"
+    );
+    assert_eq!(r["events"][2]["code"], "bad_sample_rate");
+    assert_eq!(r["events"][3]["code"], "duplicate_field");
+    let rows = poll_sql(&server, "SELECT i FROM mixed ORDER BY i", |r| r.len() == 2).await;
+    assert_eq!(rows, vec![json!({"i": 1}), json!({"i": 6})]);
+
+    // every event rejected: 400, with the same per-event body
+    let (s, r) = post(
+        &server,
+        "/v1/events/mixed",
+        &[JSON],
+        br#"{"sample_rate": -1}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((s, r["rejected"].as_u64()), (400, Some(1)), "{r}");
+}
+
+#[tokio::test]
+async fn request_level_errors_are_clear() {
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, Some(FAST_FLUSH));
+    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        (
+            "/v1/events/api",
+            vec![("content-type", "application/x-www-form-urlencoded")],
+            b"a=1".to_vec(),
+            415,
+            "Content-Type",
+        ),
+        (
+            "/v1/events/api",
+            vec![JSON, ("content-encoding", "br")],
+            b"{}".to_vec(),
+            415,
+            "Content-Encoding",
+        ),
+        (
+            "/v1/events/api",
+            vec![JSON, ("content-encoding", "gzip")],
+            b"not gzip".to_vec(),
+            400,
+            "gzip",
+        ),
+        ("/v1/events/api", vec![JSON], b"   ".to_vec(), 400, "empty"),
+        (
+            "/v1/events/api",
+            vec![JSON],
+            b"[{\"a\": 1}, {\"b\":".to_vec(),
+            400,
+            "JSON array",
+        ),
+        (
+            "/v1/events/Bad%20Name",
+            vec![JSON],
+            b"{}".to_vec(),
+            400,
+            "dataset name",
+        ),
+        (
+            "/v1/events/..%2F..%2Fetc",
+            vec![JSON],
+            b"{}".to_vec(),
+            400,
+            "dataset name",
+        ),
+    ];
+    for (path, headers, body, status, needle) in cases {
+        let (s, r) = post(&server, path, &headers, body).await;
+        assert_eq!(s, status, "{path} {headers:?}: {r}");
+        let msg = r["error"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(needle),
+            "{path}: {msg:?} should mention {needle:?}"
+        );
+    }
+    assert!(
+        !data.join("..").join("etc").exists()
+            || data.parent().unwrap().join("etc").read_dir().is_err()
+    );
+}
+
+#[tokio::test]
+async fn sql_over_http_is_read_only_and_names_errors() {
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, Some(FAST_FLUSH));
+    post(&server, "/v1/events/api", &[JSON], br#"{"a": 1}"#.to_vec()).await;
+    poll_sql(&server, "SELECT count(*) AS n FROM api", |r| r[0]["n"] == 1).await;
+
+    let (s, r) = post(
+        &server,
+        "/api/v1/sql",
+        &[JSON],
+        serde_json::to_vec(&json!({"sql": "DROP TABLE api"})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 403, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("read-only"));
+    let (s, r) = post(
+        &server,
+        "/api/v1/sql",
+        &[],
+        b"SELECT nope FROM api".to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(r["error"].as_str().unwrap().contains("nope"), "{r}");
+    let (s, r) = post(
+        &server,
+        "/api/v1/sql",
+        &[JSON],
+        br#"{"query": "SELECT 1"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(r["error"].as_str().unwrap().contains("sql"), "{r}");
+    let (s, r) = post(
+        &server,
+        "/api/v1/sql",
+        &[JSON],
+        br#"{"sql": "SELECT 1 AS one"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["rows"], json!([{"one": 1}]));
+    assert_eq!(r["columns"], json!([{"name": "one", "type": "Int64"}]));
+
+    let health = client().get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}

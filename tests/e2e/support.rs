@@ -1,0 +1,146 @@
+//! Running `loupe` as a child process and talking to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+pub(crate) const LOUPE: &str = env!("CARGO_BIN_EXE_loupe");
+
+/// A `loupe serve` child process on an ephemeral port.
+pub(crate) struct ServerProcess {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl ServerProcess {
+    /// Starts `loupe serve` on `data_dir` and returns once it listens. The config file, if
+    /// given, is written next to the data directory first.
+    pub(crate) fn start(data_dir: &Path, config_toml: Option<&str>) -> ServerProcess {
+        let mut cmd = Command::new(LOUPE);
+        if let Some(toml) = config_toml {
+            let path = data_dir.with_extension("toml");
+            std::fs::write(&path, toml).unwrap();
+            cmd.arg("--config").arg(path);
+        }
+        let mut child = cmd
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--http")
+            .arg("127.0.0.1:0")
+            .env("LOUPE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn loupe serve");
+        // The server prints its address once it listens; EOF means it died first.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("loupe serve did not start: {line:?}"))
+            .to_owned();
+        ServerProcess {
+            child,
+            base: format!("http://{addr}"),
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the graceful exit (which flushes).
+    pub(crate) fn terminate(mut self) -> ExitStatus {
+        let rc = send_signal(self.child.id(), libc::SIGTERM);
+        assert_eq!(rc, 0, "sending SIGTERM");
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[allow(unsafe_code)]
+fn send_signal(pid: u32, sig: i32) -> i32 {
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
+    unsafe { libc::kill(pid as i32, sig) }
+}
+
+/// Runs `loupe sql --format json` against a data directory and parses the rows.
+pub(crate) fn sql_json(data_dir: &Path, query: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(LOUPE)
+        .args([
+            "sql",
+            "--format",
+            "json",
+            "--max-rows",
+            "10000000",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "loupe sql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+pub(crate) fn temp_data_dir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    (tmp, data)
+}
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Polls `query` over HTTP until `done` accepts the rows, a bounded number of times.
+pub(crate) async fn poll_sql(
+    server: &ServerProcess,
+    query: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let client = client();
+    let mut last = Vec::new();
+    for _ in 0..200 {
+        let resp = client
+            .post(server.url("/api/v1/sql"))
+            .body(query.to_owned())
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        if let Some(rows) = body["rows"].as_array() {
+            if done(rows) {
+                return rows.clone();
+            }
+            last = rows.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not reached for {query}; last rows {last:?}");
+}
