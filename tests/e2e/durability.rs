@@ -6,12 +6,13 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{ServerProcess, client, sql_json, temp_data_dir};
+use crate::support::{ServerProcess, client, published_files, sql_json, temp_data_dir};
 
 const CYCLES: u64 = 20;
 const SENDERS: u64 = 4;
 const BATCH: u64 = 50;
-// Flush often, so kills also land inside flushes and their commit records.
+// Flush often, so kills also land inside flushes and their commit records, and every cycle
+// publishes files before it is killed (checked below).
 const CONFIG: &str = "[collector]\nflush_interval_ms = 20\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -20,7 +21,9 @@ async fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
     let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
     let in_flight_at_kill = Arc::new(AtomicUsize::new(0));
 
+    let mut kills_after_a_publish = 0;
     for cycle in 0..CYCLES {
+        let files_before = published_files(&data.join("kill"));
         let server = ServerProcess::start(&data, Some(CONFIG));
         let url = server.url("/v1/events/kill");
         let acked_this_cycle = Arc::new(AtomicU64::new(0));
@@ -73,6 +76,16 @@ async fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
             }));
         }
         reached.notified().await;
+        // Kill only once this run has published a file of its own (replayed events included),
+        // so a replay that ignored what was already published would store events twice. The
+        // senders keep sending meanwhile, so requests are in flight at the kill.
+        for _ in 0..2_000 {
+            if published_files(&data.join("kill")) > files_before {
+                kills_after_a_publish += 1;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
         server.kill();
         for t in tasks {
             t.await.unwrap();
@@ -91,6 +104,10 @@ async fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
     assert!(
         in_flight_at_kill.load(Ordering::Relaxed) > 0,
         "kills must land while requests are in flight"
+    );
+    assert_eq!(
+        kills_after_a_publish, CYCLES,
+        "every cycle published before its kill"
     );
     let dupes = sql_json(
         &data,
