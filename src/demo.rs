@@ -1,3 +1,400 @@
-pub(crate) async fn run(_a: crate::cli::DemoArgs) -> anyhow::Result<()> {
-    anyhow::bail!("loupe demo is not built yet")
+//! `loupe demo`: a fresh directory, an embedded server, a simulated service with an incident
+//! driven through it over HTTP, and what loupe shows of it at this stage of the project.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use loupe_bench::{CAUSE_FIELDS, DEFAULT_START_US, Effect, Generator, Incident, WorkloadConfig};
+use loupe_collector::CollectorConfig;
+use loupe_query::QueryEngine;
+
+use crate::cli::DemoArgs;
+use crate::serve::Server;
+
+const DATASET: &str = "shop";
+const BATCH_EVENTS: usize = 1_000;
+const SENDERS: usize = 4;
+/// The simulated traffic spans two hours; the incident is 20 minutes in the middle.
+const SPAN_S: f64 = 2.0 * 3600.0;
+const INCIDENT_START_S: i64 = 50 * 60;
+const INCIDENT_END_S: i64 = 70 * 60;
+const LATENCY_MULTIPLIER: f64 = 8.0;
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    if args.events < 2 * BATCH_EVENTS {
+        bail!("--events must be at least {}", 2 * BATCH_EVENTS);
+    }
+    let started = Instant::now();
+    let tmp = tempfile_dir()?;
+    let data_dir = tmp.join("data");
+    let server = Server::start(
+        &data_dir,
+        "127.0.0.1:0".parse()?,
+        CollectorConfig::default(),
+    )
+    .await?;
+    let base = format!("http://{}", server.addr);
+
+    let us = |s: i64| DEFAULT_START_US + s * 1_000_000;
+    let incident = Incident::planted(
+        args.seed,
+        us(INCIDENT_START_S),
+        us(INCIDENT_END_S),
+        Effect::Latency {
+            multiplier: LATENCY_MULTIPLIER,
+        },
+        2,
+    );
+    let config = WorkloadConfig {
+        seed: args.seed,
+        start_us: DEFAULT_START_US,
+        events_per_second: args.events as f64 / SPAN_S,
+        incident: Some(incident.clone()),
+        pre_sample_rate: None,
+    };
+
+    println!(
+        "loupe demo: a simulated shop (12 services, ~60 fields per event) with an incident in it"
+    );
+    println!("  server   {base}  (collector and query engine in this process)");
+    println!("  data     {}", data_dir.display());
+    println!();
+
+    // 1. Ingest over HTTP.
+    let (generator, ingest) = send_traffic(&base, config, args.events).await?;
+    let truth = generator.truth().clone();
+    let secs = ingest.elapsed.as_secs_f64();
+    println!(
+        "1. Ingest: POST {base}/v1/events/{DATASET}, NDJSON batches of {BATCH_EVENTS}, {SENDERS} senders"
+    );
+    println!(
+        "   {} events ({:.0} MB of JSON) acknowledged in {:.1} s: {:.0} events/s, {:.1} MB/s.",
+        ingest.accepted,
+        ingest.json_bytes as f64 / 1e6,
+        secs,
+        ingest.accepted as f64 / secs,
+        ingest.json_bytes as f64 / 1e6 / secs
+    );
+    println!("   Each answer came after its events were in the write-ahead log and fsynced.");
+    let bad = send_bad_batch(&base).await?;
+    println!("   A batch with two broken events in it: {bad}");
+    println!();
+
+    // 2. Storage.
+    let flushed = server.collector.flush_all().await?;
+    let files = server
+        .collector
+        .store()
+        .dataset(&loupe_store::DatasetName::new(DATASET)?)
+        .parquet_files()?;
+    let disk: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    let engine = QueryEngine::new(server.collector.store().clone());
+    let fields = engine
+        .sql(&format!("SELECT count(*) AS n FROM information_schema.columns WHERE table_name = '{DATASET}'"), 1)
+        .await?;
+    let nfields = first_i64(&fields)?;
+    println!(
+        "2. Storage: {} Parquet files (zstd, dictionaries, page index, sorted by time) in date=/hour= partitions",
+        files.len()
+    );
+    println!(
+        "   {:.1} MB on disk, {:.0} bytes per event: {:.1}x smaller than the JSON. {nfields} columns in the merged schema.",
+        disk as f64 / 1e6,
+        disk as f64 / ingest.accepted as f64,
+        ingest.json_bytes as f64 / disk as f64
+    );
+    let _ = flushed;
+    println!();
+
+    // 3. SQL.
+    println!("3. SQL, as an analyst would ask it (loupe sql '...', or POST {base}/api/v1/sql):");
+    println!();
+    let window = format!(
+        "timestamp >= '{}' AND timestamp < '{}'",
+        loupe_event::time::format_timestamp(us(INCIDENT_START_S)),
+        loupe_event::time::format_timestamp(us(INCIDENT_END_S))
+    );
+    show(
+        &engine,
+        "Which services take the traffic, and how fast are they?",
+        &format!(
+            r#"SELECT "service.name", count(*) AS events,
+       round(100.0 * avg(CASE WHEN error THEN 1.0 ELSE 0.0 END), 2) AS error_pct,
+       round(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), 1) AS p50_ms,
+       round(approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 1) AS p99_ms
+FROM {DATASET} GROUP BY 1 ORDER BY events DESC LIMIT 6"#
+        ),
+    )
+    .await?;
+    show(
+        &engine,
+        "Is something wrong? p99 latency in 10-minute buckets:",
+        &format!(
+            r#"SELECT date_bin(INTERVAL '10 minutes', timestamp) AS bucket, count(*) AS events,
+       round(approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 1) AS p99_ms
+FROM {DATASET} GROUP BY 1 ORDER BY 1"#
+        ),
+    )
+    .await?;
+    let p99 = engine
+        .sql(
+            &format!("SELECT approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) FROM {DATASET} WHERE timestamp < '{}'", loupe_event::time::format_timestamp(us(INCIDENT_START_S))),
+            1,
+        )
+        .await?;
+    let threshold = first_f64(&p99)?;
+    let common = show(
+        &engine,
+        &format!(
+            "What do the slow requests (> {threshold:.0} ms, the p99 before the spike) in the spike have in common?\n   \
+             Every categorical field's values, share among slow vs. all other requests in the window:"
+        ),
+        &common_values_sql(&window, threshold),
+    )
+    .await?;
+    let top: Vec<(String, String)> = rows_as_strings(&common)?;
+
+    // 4. The truth.
+    println!("4. What was planted: {incident}");
+    println!(
+        "   It matched {} of the {} events in its window ({:.1}%), each made {LATENCY_MULTIPLIER}x slower.",
+        truth.matched,
+        truth.in_window,
+        100.0 * truth.matched_share()
+    );
+    let found: Vec<String> = incident
+        .cause
+        .iter()
+        .filter_map(|(f, v)| {
+            top.iter()
+                .position(|(tf, tv)| tf == f && tv == v)
+                .map(|i| format!("{f} = {v} (row {})", i + 1))
+        })
+        .collect();
+    println!(
+        "   In the last table, {} of the cause's {} terms appear: {}.",
+        found.len(),
+        incident.cause.len(),
+        if found.is_empty() {
+            "none".to_owned()
+        } else {
+            found.join(", ")
+        }
+    );
+    println!(
+        "   That table looks at one field at a time, unweighted. The outliers engine (planned) will rank"
+    );
+    println!("   combinations of fields, weighted by sample rate, with a significance guard.");
+    println!();
+
+    server.stop().await?;
+    if args.keep {
+        println!(
+            "Kept the data directory: {}  (try: loupe sql --data-dir {} 'SELECT * FROM {DATASET} LIMIT 3')",
+            data_dir.display(),
+            data_dir.display()
+        );
+    } else {
+        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+    }
+    println!("Done in {:.1} s.", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+struct Ingested {
+    accepted: u64,
+    json_bytes: u64,
+    elapsed: Duration,
+}
+
+/// Generates the traffic on one task and sends it from [`SENDERS`] others, each batch a request.
+async fn send_traffic(
+    base: &str,
+    config: WorkloadConfig,
+    events: usize,
+) -> anyhow::Result<(Generator, Ingested)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SENDERS * 2);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut generator = Generator::new(config);
+        let mut left = events;
+        while left > 0 {
+            let n = left.min(BATCH_EVENTS);
+            let mut body = Vec::with_capacity(n * 1700);
+            generator.write_ndjson(n, &mut body);
+            if tx.blocking_send(body).is_err() {
+                break;
+            }
+            left -= n;
+        }
+        generator
+    });
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let url = format!("{base}/v1/events/{DATASET}");
+    let start = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        let (rx, accepted, bytes, url) = (rx.clone(), accepted.clone(), bytes.clone(), url.clone());
+        senders.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let Some(body) = rx.lock().await.recv().await else {
+                    return Ok::<_, anyhow::Error>(());
+                };
+                let len = body.len() as u64;
+                let resp = client
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = resp.status();
+                let answer: serde_json::Value = resp.json().await?;
+                if !status.is_success() {
+                    bail!("ingest answered {status}: {answer}");
+                }
+                accepted.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                bytes.fetch_add(len, Ordering::Relaxed);
+            }
+        }));
+    }
+    for s in senders {
+        s.await??;
+    }
+    let generator = producer.await?;
+    Ok((
+        generator,
+        Ingested {
+            accepted: accepted.load(Ordering::Relaxed),
+            json_bytes: bytes.load(Ordering::Relaxed),
+            elapsed: start.elapsed(),
+        },
+    ))
+}
+
+/// Sends three events, two of them broken, and summarises the per-event answer.
+async fn send_bad_batch(base: &str) -> anyhow::Result<String> {
+    let body = concat!(
+        "{\"timestamp\": \"2026-11-23T00:00:00Z\", \"service.name\": \"checkout\", \"duration_ms\": 12.5}\n",
+        "{\"service.name\": \"checkout\", \"duration_ms\": \n",
+        "{\"service.name\": \"cart\", \"sample_rate\": 0}\n",
+    );
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/v1/events/{DATASET}"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut out = format!(
+        "{} accepted, {} rejected",
+        answer["accepted"], answer["rejected"]
+    );
+    for e in answer["events"].as_array().into_iter().flatten() {
+        if let Some(reason) = e["reason"].as_str() {
+            let _ = write!(out, "\n     rejected: {reason}");
+        }
+    }
+    Ok(out)
+}
+
+/// One UNION ALL over every categorical field: for each value, its share among the slow
+/// requests of the window and among the others, ranked by the difference.
+fn common_values_sql(window: &str, threshold_ms: f64) -> String {
+    let per_field: Vec<String> = CAUSE_FIELDS
+        .iter()
+        .map(|f| {
+            format!(
+                r#"SELECT '{f}' AS field, CAST("{f}" AS VARCHAR) AS value,
+       sum(CASE WHEN slow THEN 1 ELSE 0 END) AS slow_n, sum(CASE WHEN slow THEN 0 ELSE 1 END) AS other_n
+FROM w GROUP BY 2"#
+            )
+        })
+        .collect();
+    format!(
+        r#"WITH w AS (SELECT *, duration_ms > {threshold_ms} AS slow FROM {DATASET} WHERE {window}),
+totals AS (SELECT sum(CASE WHEN slow THEN 1 ELSE 0 END) AS slow_t, sum(CASE WHEN slow THEN 0 ELSE 1 END) AS other_t FROM w),
+v AS ({})
+SELECT field, value, round(100.0 * slow_n / slow_t, 1) AS pct_of_slow, round(100.0 * other_n / other_t, 1) AS pct_of_others
+FROM v, totals WHERE value IS NOT NULL
+ORDER BY 1.0 * slow_n / slow_t - 1.0 * other_n / other_t DESC LIMIT 6"#,
+        per_field.join("\nUNION ALL\n")
+    )
+}
+
+async fn show(
+    engine: &QueryEngine,
+    title: &str,
+    sql: &str,
+) -> anyhow::Result<loupe_query::QueryOutput> {
+    let out = engine
+        .sql(sql, 100)
+        .await
+        .with_context(|| format!("demo query failed:\n{sql}"))?;
+    println!("   {title}");
+    if !sql.contains("UNION ALL") {
+        for line in sql.lines() {
+            println!("     {line}");
+        }
+    }
+    for line in loupe_query::table_text(&out.batches)?.lines() {
+        println!("     {line}");
+    }
+    println!(
+        "     ({} rows, {:.0} ms)",
+        out.row_count(),
+        out.elapsed.as_secs_f64() * 1e3
+    );
+    println!();
+    Ok(out)
+}
+
+/// The first two columns of every row, as strings.
+fn rows_as_strings(out: &loupe_query::QueryOutput) -> anyhow::Result<Vec<(String, String)>> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    let mut rows = Vec::new();
+    for b in &out.batches {
+        for i in 0..b.num_rows() {
+            rows.push((
+                array_value_to_string(b.column(0), i)?,
+                array_value_to_string(b.column(1), i)?,
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+fn first_i64(out: &loupe_query::QueryOutput) -> anyhow::Result<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let b = out.batches.first().context("empty answer")?;
+    Ok(b.column(0).as_primitive::<Int64Type>().value(0))
+}
+
+fn first_f64(out: &loupe_query::QueryOutput) -> anyhow::Result<f64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float64Type;
+    let b = out.batches.first().context("empty answer")?;
+    Ok(b.column(0).as_primitive::<Float64Type>().value(0))
+}
+
+/// A fresh directory for the demo under the system's temporary directory.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "loupe-demo-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros())
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }

@@ -10,7 +10,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use loupe_bench::{Generator, WorkloadConfig};
 use loupe_event::{BodyFormat, Limits, decode_body};
 
@@ -27,10 +29,12 @@ fn decode_ndjson(c: &mut Criterion) {
     let limits = Limits::default();
     let now_us = WorkloadConfig::default().start_us;
     let mut group = c.benchmark_group("decode_ndjson");
+    // One iteration takes 0.1 to 0.3 s: flat sampling keeps the run near the measurement time.
     group
         .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
+        .measurement_time(Duration::from_secs(5))
         .throughput(Throughput::Elements(EVENTS as u64));
 
     group.bench_with_input(

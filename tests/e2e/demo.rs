@@ -1,0 +1,34 @@
+//! The main job: `loupe demo` runs end to end and shows the incident it planted.
+
+use std::process::Command;
+
+use crate::support::LOUPE;
+
+#[test]
+fn demo_runs_end_to_end_and_reports_its_incident() {
+    let out = Command::new(LOUPE)
+        .args(["demo", "--events", "6000", "--seed", "3"])
+        .env("LOUPE_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // every event it generated was acknowledged, and the broken batch was reported per event
+    assert!(stdout.contains("6000 events ("), "{stdout}");
+    assert!(stdout.contains("1 accepted, 2 rejected"), "{stdout}");
+    assert!(
+        stdout.contains("sample_rate must be a number >= 1"),
+        "{stdout}"
+    );
+    // the planted incident is named and its share of the window reported
+    let planted = stdout
+        .lines()
+        .find(|l| l.contains("What was planted:"))
+        .unwrap_or_else(|| panic!("no incident line: {stdout}"));
+    assert!(planted.contains("duration_ms x8"), "{planted}");
+    assert!(stdout.contains("Done in"), "{stdout}");
+}
