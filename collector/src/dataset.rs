@@ -385,3 +385,119 @@ impl Writer {
         Ok(Some(Sealed { upto, events }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loupe_event::{Event, Limits};
+
+    fn writer(dir: &std::path::Path, flush_max_events: usize) -> (Writer, Arc<Notify>) {
+        let notify = Arc::new(Notify::new());
+        let w = Writer {
+            name: "t".into(),
+            segment: SegmentWriter::create(dir, 1).unwrap(),
+            buffer: Vec::new(),
+            broken: None,
+            buffered: Arc::default(),
+            total_buffered: Arc::default(),
+            flush_needed: notify.clone(),
+            flush_max_events,
+        };
+        (w, notify)
+    }
+
+    fn events(n: usize) -> Vec<ValidEvent> {
+        (0..n)
+            .map(|i| {
+                Event::new()
+                    .with("i", i as i64)
+                    .validate(&Limits::default(), 0)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn appends_that_wait_together_share_one_record_and_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path(), usize::MAX);
+        let (buffered, total) = (w.buffered.clone(), w.total_buffered.clone());
+        let (tx, rx) = mpsc::channel();
+        let mut acks = Vec::new();
+        for n in 1..=5 {
+            let (reply, ack) = oneshot::channel();
+            tx.send(Command::Append {
+                events: events(n),
+                reply,
+            })
+            .unwrap();
+            acks.push(ack);
+        }
+        drop(tx);
+        w.run(rx); // drains the five waiting appends, then the closed channel ends it
+        for ack in acks {
+            assert_eq!(ack.blocking_recv().unwrap(), Ok(()));
+        }
+        let replayed = wal::read_segment(dir.path(), 1).unwrap();
+        assert_eq!(replayed.records, 1, "one group commit");
+        assert_eq!(replayed.events.len(), 15);
+        assert_eq!(buffered.load(Ordering::Relaxed), 15);
+        assert_eq!(total.load(Ordering::Relaxed), 15);
+    }
+
+    #[test]
+    fn a_rotation_splits_the_group_where_it_was_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path(), usize::MAX);
+        let (tx, rx) = mpsc::channel();
+        let (a1, _k1) = oneshot::channel();
+        let (rot, sealed) = oneshot::channel();
+        let (a2, _k2) = oneshot::channel();
+        tx.send(Command::Append {
+            events: events(2),
+            reply: a1,
+        })
+        .unwrap();
+        tx.send(Command::Rotate { reply: rot }).unwrap();
+        tx.send(Command::Append {
+            events: events(3),
+            reply: a2,
+        })
+        .unwrap();
+        drop(tx);
+        w.run(rx);
+        let sealed = sealed.blocking_recv().unwrap().unwrap().unwrap();
+        assert_eq!(
+            (sealed.upto, sealed.events.len()),
+            (1, 2),
+            "only what came before"
+        );
+        assert_eq!(wal::read_segment(dir.path(), 1).unwrap().events.len(), 2);
+        assert_eq!(wal::read_segment(dir.path(), 2).unwrap().events.len(), 3);
+    }
+
+    #[test]
+    fn a_full_buffer_asks_for_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, notify) = writer(dir.path(), 3);
+        let (tx, rx) = mpsc::channel();
+        let (reply, _ack) = oneshot::channel();
+        tx.send(Command::Append {
+            events: events(3),
+            reply,
+        })
+        .unwrap();
+        drop(tx);
+        w.run(rx);
+        // notify_one stores a permit when nobody waits yet: the flusher will see it.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), notify.notified())
+                .await
+                .expect("flush requested");
+        });
+    }
+}

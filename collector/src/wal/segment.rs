@@ -121,6 +121,8 @@ fn list_with_ext(dir: &Path, ext: &str) -> Result<Vec<u64>, WalError> {
 /// What replaying one segment produced.
 pub(crate) struct ReplayedSegment {
     pub(crate) events: Vec<ValidEvent>,
+    /// Whole records read (one per group commit).
+    pub(crate) records: usize,
     /// Why replay of this segment stopped early, if it did.
     pub(crate) stopped: Option<String>,
 }
@@ -134,17 +136,20 @@ pub(crate) fn read_segment(dir: &Path, seq: u64) -> Result<ReplayedSegment, WalE
         // Created but the header never reached the disk: nothing was ever appended.
         return Ok(ReplayedSegment {
             events,
+            records: 0,
             stopped: (!bytes.is_empty()).then(|| "truncated header".to_owned()),
         });
     }
     if &bytes[..8] != MAGIC || bytes[8..12] != VERSION.to_le_bytes() {
         return Ok(ReplayedSegment {
             events,
+            records: 0,
             stopped: Some("bad magic or version".to_owned()),
         });
     }
     let mut pos = HEADER_LEN;
     let mut stopped = None;
+    let mut records = 0;
     while pos < bytes.len() {
         let Some(header) = bytes.get(pos..pos + RECORD_HEADER_LEN) else {
             stopped = Some(format!("torn record header at byte {pos}"));
@@ -162,7 +167,10 @@ pub(crate) fn read_segment(dir: &Path, seq: u64) -> Result<ReplayedSegment, WalE
             break;
         }
         match decode_events(payload) {
-            Ok(mut evs) => events.append(&mut evs),
+            Ok(mut evs) => {
+                events.append(&mut evs);
+                records += 1;
+            }
             Err(e) => {
                 stopped = Some(format!("undecodable record at byte {pos}: {e}"));
                 break;
@@ -170,7 +178,11 @@ pub(crate) fn read_segment(dir: &Path, seq: u64) -> Result<ReplayedSegment, WalE
         }
         pos = start + len;
     }
-    Ok(ReplayedSegment { events, stopped })
+    Ok(ReplayedSegment {
+        events,
+        records,
+        stopped,
+    })
 }
 
 /// Renames a segment that failed replay in the middle of the log, keeping it for inspection.
@@ -276,6 +288,7 @@ mod tests {
         assert_eq!(list_segments(dir.path()).unwrap(), vec![7]);
         let r = read_segment(dir.path(), 7).unwrap();
         assert!(r.stopped.is_none());
+        assert_eq!(r.records, 2);
         let ts: Vec<_> = r.events.iter().map(|e| e.timestamp_us()).collect();
         assert_eq!(ts, vec![0, 1, 2, 100, 101]);
     }
