@@ -66,6 +66,7 @@ struct FlushState {
 /// Everything recovered from disk when a dataset is opened.
 pub(crate) struct Recovered {
     pub(crate) events: usize,
+    pub(crate) records: usize,
     pub(crate) commits_applied: usize,
 }
 
@@ -88,9 +89,11 @@ impl DatasetHandle {
 
         let segments = wal::list_segments(&wal_dir)?;
         let mut events = Vec::new();
+        let mut records = 0;
         for (i, &seq) in segments.iter().enumerate() {
             let replayed = wal::read_segment(&wal_dir, seq)?;
             events.extend(replayed.events);
+            records += replayed.records;
             let Some(why) = replayed.stopped else {
                 continue;
             };
@@ -111,6 +114,7 @@ impl DatasetHandle {
         total_buffered.fetch_add(events.len(), Ordering::Relaxed);
         let recovered = Recovered {
             events: events.len(),
+            records,
             commits_applied,
         };
         let (tx, rx) = mpsc::channel();

@@ -69,6 +69,8 @@ pub struct RecoveryReport {
     pub datasets: usize,
     /// Events replayed from the WAL into the buffers.
     pub events_replayed: usize,
+    /// WAL records (group commits) they came in.
+    pub records_replayed: usize,
     /// Flushes that a crash interrupted after their commit record and that were finished now.
     pub commits_applied: usize,
 }
@@ -107,6 +109,7 @@ impl Collector {
             )?;
             report.datasets += 1;
             report.events_replayed += rec.events;
+            report.records_replayed += rec.records;
             report.commits_applied += rec.commits_applied;
             datasets.insert(name, handle);
         }
