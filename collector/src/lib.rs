@@ -210,16 +210,20 @@ impl Collector {
         Ok(())
     }
 
+    fn handles(&self) -> Vec<Arc<DatasetHandle>> {
+        let map = self.inner.datasets.read().expect("datasets lock");
+        map.values().cloned().collect()
+    }
+
+    /// Stops every WAL writer thread once it has finished what was sent to it.
+    async fn stop_writers(&self) {
+        let handles = self.handles();
+        let _ = tokio::task::spawn_blocking(move || handles.iter().for_each(|h| h.stop())).await;
+    }
+
     /// Writes every buffered event of every dataset to Parquet.
     pub async fn flush_all(&self) -> Result<FlushStats> {
-        let handles: Vec<_> = self
-            .inner
-            .datasets
-            .read()
-            .expect("datasets lock")
-            .values()
-            .cloned()
-            .collect();
+        let handles = self.handles();
         let clock = self.inner.clock.clone();
         tokio::task::spawn_blocking(move || {
             let mut total = FlushStats::default();
@@ -272,15 +276,7 @@ impl Collector {
     #[doc(hidden)]
     pub async fn abandon(&self) {
         self.inner.shutting_down.store(true, Ordering::Relaxed);
-        let handles: Vec<_> = self
-            .inner
-            .datasets
-            .read()
-            .expect("datasets lock")
-            .values()
-            .cloned()
-            .collect();
-        let _ = tokio::task::spawn_blocking(move || handles.iter().for_each(|h| h.stop())).await;
+        self.stop_writers().await;
     }
 
     /// Stops taking writes, flushes what is buffered, and stops the WAL writers. What a flush
@@ -291,15 +287,7 @@ impl Collector {
         if let Err(e) = self.flush_all().await {
             tracing::error!(error = %e, "final flush failed; the WAL keeps the events for the next start");
         }
-        let handles: Vec<_> = self
-            .inner
-            .datasets
-            .read()
-            .expect("datasets lock")
-            .values()
-            .cloned()
-            .collect();
-        let _ = tokio::task::spawn_blocking(move || handles.iter().for_each(|h| h.stop())).await;
+        self.stop_writers().await;
     }
 }
 
