@@ -2,6 +2,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -29,8 +30,14 @@ async fn ingest_native(
     State(collector): State<Collector>,
     Path(dataset): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            return body_rejection(&rejection, collector.config().limits.max_body_bytes);
+        }
+    };
     let header = |name| {
         headers
             .get(name)
@@ -55,6 +62,18 @@ async fn ingest_native(
         }
         Err(e) => error_response(&e),
     }
+}
+
+/// The body could not be read: too large (over the limit before decompression), or the
+/// connection failed mid-body. Same JSON shape as every other error.
+fn body_rejection(rejection: &BytesRejection, limit: usize) -> Response {
+    let status = rejection.status();
+    let msg = if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        format!("request body is over the limit of {limit} bytes (collector.limits.max_body_bytes)")
+    } else {
+        format!("could not read the request body: {}", rejection.body_text())
+    };
+    (status, axum::Json(json!({ "error": msg }))).into_response()
 }
 
 /// An error as JSON `{"error": "..."}` with its status and, when it passes, `Retry-After`.

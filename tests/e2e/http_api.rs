@@ -279,3 +279,29 @@ async fn sql_over_http_is_read_only_and_names_errors() {
     let health = client().get(server.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413_naming_the_limit() {
+    let (_tmp, data) = temp_data_dir();
+    let config = "[collector.limits]\nmax_body_bytes = 1000\n";
+    let server = ServerProcess::start(&data, Some(config));
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(2000)).into_bytes();
+    let (s, r) = post(&server, "/v1/events/api", &[JSON], big.clone()).await;
+    assert_eq!(s, 413, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("max_body_bytes"),
+        "{r}"
+    );
+    // small on the wire, over the limit once decompressed
+    let zs = zstd::encode_all(&big[..], 3).unwrap();
+    assert!(zs.len() < 1000);
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[JSON, ("content-encoding", "zstd")],
+        zs,
+    )
+    .await;
+    assert_eq!(s, 413, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("limit 1000"), "{r}");
+}
