@@ -17,6 +17,9 @@ pub struct CollectorConfig {
     pub flush_max_events: usize,
     /// Buffered events (all datasets) above which ingest answers 429: the memory bound.
     pub max_buffered_events: usize,
+    /// Most datasets one store may hold; ingest into a new dataset past it is refused. Each
+    /// dataset costs a WAL writer thread and an open file.
+    pub max_datasets: usize,
 }
 
 impl Default for CollectorConfig {
@@ -26,6 +29,7 @@ impl Default for CollectorConfig {
             flush_interval_ms: 2_000,
             flush_max_events: 200_000,
             max_buffered_events: 1_000_000,
+            max_datasets: 1_000,
         }
     }
 }
@@ -58,6 +62,7 @@ impl CollectorConfig {
             ),
             ("collector.flush_max_events", self.flush_max_events),
             ("collector.max_buffered_events", self.max_buffered_events),
+            ("collector.max_datasets", self.max_datasets),
         ] {
             if v == 0 {
                 out.push(format!("{name} must be greater than 0"));

@@ -60,7 +60,15 @@ pub(crate) struct DatasetHandle {
 
 struct FlushState {
     catalog: Catalog,
-    retry: Option<Sealed>,
+    retry: Option<Retry>,
+}
+
+/// A flush that failed and must be finished before anything else is flushed.
+struct Retry {
+    sealed: Sealed,
+    /// Its commit record is on disk: the flush is decided, its files are (being) published,
+    /// and a retry may only finish it. Publishing its events again would store them twice.
+    decided: bool,
 }
 
 /// Everything recovered from disk when a dataset is opened.
@@ -99,11 +107,18 @@ impl DatasetHandle {
             };
             if i + 1 == segments.len() {
                 tracing::warn!(dataset = %dir.name(), segment = seq, %why,
-                    "WAL ends in a torn record (a write interrupted by a crash, never acknowledged)");
+                    "WAL ends in a torn record (a write interrupted by a crash, never acknowledged); truncating it");
+                wal::truncate_segment(&wal_dir, seq, replayed.valid_len)?;
             } else {
                 let kept = wal::quarantine_segment(&wal_dir, seq)?;
                 tracing::error!(dataset = %dir.name(), segment = seq, %why, kept = %kept.display(),
                     "WAL segment is corrupt in the middle of the log; events after the damage are lost");
+            }
+        }
+        if events.is_empty() {
+            // Nothing to replay: segments that hold only headers (or torn writes) are done with.
+            if let Some(&last) = segments.last() {
+                wal::remove_segments_upto(&wal_dir, last)?;
             }
         }
         let next = segments.last().map_or(1, |s| s + 1);
@@ -181,14 +196,15 @@ impl DatasetHandle {
     /// from a blocking thread.
     pub(crate) fn flush_blocking(&self, clock: &dyn Clock) -> Result<FlushStats, WalError> {
         let mut state = self.flush.lock().expect("flush lock");
-        let sealed = match state.retry.take() {
-            Some(s) => s,
+        let wal_dir = self.dir.wal_dir();
+        let (sealed, decided) = match state.retry.take() {
+            Some(r) => (r.sealed, r.decided),
             None => {
                 let (reply, rx) = oneshot::channel();
                 self.send(Command::Rotate { reply })?;
                 match rx.blocking_recv() {
                     Ok(r) => match r? {
-                        Some(s) => s,
+                        Some(s) => (s, false),
                         None => return Ok(FlushStats::default()),
                     },
                     Err(_) => return Err(WalError::Stopped(self.dir.name().to_string())),
@@ -196,14 +212,23 @@ impl DatasetHandle {
             }
         };
         let n = sealed.events.len();
-        match publish(&self.dir, &mut state.catalog, &sealed, clock) {
+        let result = if decided {
+            wal::apply_commit_records(self.dir.path(), &wal_dir).map(|_| FlushStats {
+                events: n,
+                ..FlushStats::default()
+            })
+        } else {
+            publish(&self.dir, &mut state.catalog, &sealed, clock)
+        };
+        match result {
             Ok(stats) => {
                 self.buffered.fetch_sub(n, Ordering::Relaxed);
                 self.total_buffered.fetch_sub(n, Ordering::Relaxed);
                 Ok(stats)
             }
             Err(e) => {
-                state.retry = Some(sealed);
+                let decided = decided || wal::commit_record_exists(&wal_dir, sealed.upto);
+                state.retry = Some(Retry { sealed, decided });
                 Err(e)
             }
         }
@@ -227,17 +252,6 @@ fn publish(
     clock: &dyn Clock,
 ) -> Result<FlushStats, WalError> {
     let wal_dir = dir.wal_dir();
-    if sealed.events.is_empty() {
-        wal::write_commit_record(
-            &wal_dir,
-            &CommitRecord {
-                upto: sealed.upto,
-                renames: Vec::new(),
-            },
-        )?;
-        wal::apply_commit_records(dir.path(), &wal_dir)?;
-        return Ok(FlushStats::default());
-    }
     let now = clock.now_us();
     let mut parts: BTreeMap<Partition, Vec<ValidEvent>> = BTreeMap::new();
     for e in &sealed.events {
@@ -260,9 +274,10 @@ fn publish(
                 FILE_COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             let tmp = PathBuf::from(loupe_store::layout::TMP_DIR).join(&name);
+            // Listed before it is written, so a failed write leaves nothing behind either.
+            renames.push((tmp.clone(), partition.relative_path().join(&name)));
             stats.bytes += write_parquet(&dir.path().join(&tmp), &batch)?;
             stats.files += 1;
-            renames.push((tmp, partition.relative_path().join(&name)));
         }
         fsutil::fsync_dir(&dir.tmp_dir())?;
         catalog.save_if_changed(&dir.catalog_dir())?;
@@ -275,8 +290,12 @@ fn publish(
         )
     })();
     if let Err(e) = result {
-        for (tmp, _) in &renames {
-            let _ = std::fs::remove_file(dir.path().join(tmp));
+        // If the commit record made it into place despite the error, the flush is decided and
+        // its files must stay for the retry (or the start-up redo) to publish.
+        if !wal::commit_record_exists(&wal_dir, sealed.upto) {
+            for (tmp, _) in &renames {
+                let _ = std::fs::remove_file(dir.path().join(tmp));
+            }
         }
         return Err(e);
     }
@@ -316,25 +335,29 @@ type PendingAppend = (Vec<ValidEvent>, oneshot::Sender<Result<(), String>>);
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         let mut pending: Vec<PendingAppend> = Vec::new();
+        let mut pending_events = 0;
         while let Ok(first) = rx.recv() {
             let mut next = Some(first);
             // Take whatever else is already waiting: that is the group of this commit.
             while let Some(cmd) = next.take().or_else(|| rx.try_recv().ok()) {
                 match cmd {
                     Command::Append { events, reply } => {
+                        pending_events += events.len();
                         pending.push((events, reply));
-                        if pending.iter().map(|p| p.0.len()).sum::<usize>() >= MAX_EVENTS_PER_COMMIT
-                        {
+                        if pending_events >= MAX_EVENTS_PER_COMMIT {
                             self.commit(&mut pending);
+                            pending_events = 0;
                         }
                     }
                     Command::Rotate { reply } => {
                         self.commit(&mut pending);
+                        pending_events = 0;
                         let _ = reply.send(self.rotate());
                     }
                 }
             }
             self.commit(&mut pending);
+            pending_events = 0;
         }
     }
 
@@ -343,8 +366,8 @@ impl Writer {
             return;
         }
         if self.broken.is_none() {
-            let all: Vec<&ValidEvent> = pending.iter().flat_map(|(e, _)| e.iter()).collect();
-            if let Err(e) = self.segment.append_durable(all.iter().copied()) {
+            let all = pending.iter().flat_map(|(e, _)| e.iter());
+            if let Err(e) = self.segment.append_durable(all) {
                 tracing::error!(dataset = %self.name, error = %e, "WAL write failed; refusing writes");
                 self.broken = Some(e.to_string());
             }

@@ -52,6 +52,13 @@ pub enum Error {
     },
     #[error("the collector is shutting down")]
     ShuttingDown,
+    #[error(
+        "dataset {name} would be the store's {}th, over the limit of {limit} (collector.max_datasets)",
+        limit + 1
+    )]
+    TooManyDatasets { name: String, limit: usize },
+    #[error("{path} is in use by another loupe process (only one may write a data directory)")]
+    Locked { path: PathBuf },
     #[error(transparent)]
     Wal(#[from] WalError),
     #[error(transparent)]
@@ -75,8 +82,14 @@ impl Error {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Error::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyDatasets { .. } => StatusCode::FORBIDDEN,
+            // A failed write or fsync lasts until an operator restarts the collector: retrying
+            // will not help, so it is not a 503.
+            Error::Wal(WalError::Broken { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::ShuttingDown | Error::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Store(_) | Error::Internal(_) | Error::Locked { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -84,6 +97,7 @@ impl Error {
     pub fn retry_after_s(&self) -> Option<u64> {
         match self {
             Error::Overloaded { retry_after_s, .. } => Some(*retry_after_s),
+            Error::Wal(WalError::Broken { .. }) => None,
             Error::ShuttingDown | Error::Wal(_) => Some(5),
             _ => None,
         }

@@ -54,6 +54,11 @@ pub struct Collector {
 
 struct Inner {
     store: Store,
+    /// Held for the collector's life: an exclusive lock on `<root>/.lock`, released by the OS
+    /// when the process ends however it ends.
+    _lock: std::fs::File,
+    /// Serialises the creation of datasets (not their use).
+    creating: tokio::sync::Mutex<()>,
     config: CollectorConfig,
     clock: Arc<dyn Clock>,
     datasets: RwLock<HashMap<DatasetName, Arc<DatasetHandle>>>,
@@ -96,6 +101,7 @@ impl Collector {
         }
         let store = Store::new(root.as_ref());
         loupe_store::fsutil::create_dir_durable(store.root())?;
+        let lock = lock_root(store.root())?;
         let buffered = Arc::new(AtomicUsize::new(0));
         let flush_needed = Arc::new(Notify::new());
         let mut datasets = HashMap::new();
@@ -118,6 +124,8 @@ impl Collector {
         }
         let inner = Inner {
             store,
+            _lock: lock,
+            creating: tokio::sync::Mutex::new(()),
             config,
             clock,
             datasets: RwLock::new(datasets),
@@ -163,24 +171,37 @@ impl Collector {
         if let Some(d) = self.dataset(name) {
             return Ok(d);
         }
+        // Opening a dataset fsyncs several times: do it outside the map's lock, so ingest into
+        // existing datasets goes on meanwhile, one creation at a time.
+        let _creating = self.inner.creating.lock().await;
+        if let Some(d) = self.dataset(name) {
+            return Ok(d);
+        }
+        let limit = self.inner.config.max_datasets;
+        if self.inner.datasets.read().expect("datasets lock").len() >= limit {
+            return Err(Error::TooManyDatasets {
+                name: name.to_string(),
+                limit,
+            });
+        }
         let this = self.clone();
-        let name = name.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut map = this.inner.datasets.write().expect("datasets lock");
-            if let Some(d) = map.get(&name) {
-                return Ok(d.clone());
-            }
-            let (handle, _) = DatasetHandle::open(
-                this.inner.store.dataset(&name),
+        let dir = self.inner.store.dataset(name);
+        let (handle, _) = tokio::task::spawn_blocking(move || {
+            DatasetHandle::open(
+                dir,
                 this.inner.buffered.clone(),
                 this.inner.flush_needed.clone(),
                 this.inner.config.flush_max_events,
-            )?;
-            map.insert(name, handle.clone());
-            Ok(handle)
+            )
         })
         .await
-        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        self.inner
+            .datasets
+            .write()
+            .expect("datasets lock")
+            .insert(name.clone(), handle.clone());
+        Ok(handle)
     }
 
     /// Appends validated events to `dataset`'s WAL; returns when they are on disk.
@@ -264,8 +285,10 @@ impl Collector {
                 if this.inner.shutting_down.load(Ordering::Relaxed) {
                     break;
                 }
-                if this.buffered_events() > 0 {
-                    let _ = this.flush_all().await;
+                if this.buffered_events() > 0 && this.flush_all().await.is_err() {
+                    // Back off: a failing flush (a full disk) must not spin on every commit's
+                    // wake-up. The events are safe in the WAL meanwhile.
+                    tokio::time::sleep(interval).await;
                 }
             }
         })
@@ -288,6 +311,24 @@ impl Collector {
             tracing::error!(error = %e, "final flush failed; the WAL keeps the events for the next start");
         }
         self.stop_writers().await;
+    }
+}
+
+/// Takes the exclusive lock on `<root>/.lock`, or says who has it.
+fn lock_root(root: &Path) -> Result<std::fs::File> {
+    let path = root.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Internal(format!("opening {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::Internal(format!("locking {}: {e}", path.display())))
+        }
     }
 }
 

@@ -101,6 +101,7 @@ async fn acknowledged_events_survive_a_crash_exactly_once() {
         .await
         .unwrap();
     c.abandon().await; // acked, not flushed
+    drop(c);
     assert_eq!(rows_on_disk(dir.path(), "api"), 50);
 
     let (c, report) = open(dir.path());
@@ -111,6 +112,7 @@ async fn acknowledged_events_survive_a_crash_exactly_once() {
     c.flush_all().await.unwrap();
     assert_eq!(rows_on_disk(dir.path(), "api"), 80);
     c.abandon().await;
+    drop(c);
     let (_c, report) = open(dir.path());
     assert_eq!(
         report.events_replayed, 0,
@@ -127,6 +129,7 @@ async fn an_interrupted_flush_is_finished_at_start_up() {
         .unwrap();
     c.flush_all().await.unwrap();
     c.abandon().await;
+    drop(c);
     // Re-create the state of a crash between the commit record and its renames: move the
     // published file back to _tmp and put the record back.
     let ds = dir.path().join("api");
@@ -218,5 +221,121 @@ async fn invalid_dataset_names_are_refused_before_any_io() {
             .unwrap_err();
         assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
     }
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != ".lock")
+        .collect();
+    assert!(made.is_empty(), "{made:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_collector_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    let err = Collector::open(dir.path(), CollectorConfig::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    c.abandon().await;
+    drop(c);
+    // released with the collector (and by the OS when a process dies)
+    let (_c, _) = open(dir.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_torn_tail_is_truncated_so_a_later_start_does_not_call_it_corrupt() {
+    // Regression (review finding): a torn tail left in place became "corruption in the middle
+    // of the log" once a newer segment existed, and its events were quarantined away.
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    c.ingest_body("api", &ndjson(0, 30), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    c.abandon().await;
+    drop(c);
+    let wal_dir = dir.path().join("api/_wal");
+    let seg = *wal::list_segments(&wal_dir).unwrap().last().unwrap();
+    let seg_path = wal_dir.join(format!("{seg:016x}.wal"));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&seg_path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &[9, 0, 0, 0, 1, 2, 3]).unwrap(); // a torn record
+    drop(f);
+    for round in 0..2 {
+        let (c, report) = open(dir.path());
+        assert_eq!(report.events_replayed, 30, "round {round}");
+        c.abandon().await; // crash again before any flush
+    }
+    let corrupt = std::fs::read_dir(&wal_dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".corrupt"))
+        .count();
+    assert_eq!(corrupt, 0);
+    let (c, _) = open(dir.path());
+    c.shutdown().await;
+    assert_eq!(rows_on_disk(dir.path(), "api"), 30);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flush_that_fails_after_its_commit_record_is_finished_not_repeated() {
+    // Regression (review finding): a retry re-published every file of a flush whose commit
+    // record was already in place, storing the files published before the failure twice.
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = open(dir.path());
+    // two partitions on two dates: 2026-11-23T23:30Z and 2026-11-24T00:30Z
+    let body = concat!(
+        "{\"timestamp\": \"2026-11-23T23:30:00Z\", \"k\": 1}\n",
+        "{\"timestamp\": \"2026-11-24T00:30:00Z\", \"k\": 2}\n",
+    );
+    c.ingest_body("api", body.as_bytes(), Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    // A file where the second date's directory must go: its rename fails after the first
+    // partition's file was published.
+    let blocker = dir.path().join("api/date=2026-11-24");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    assert!(c.flush_all().await.is_err());
+    assert_eq!(
+        rows_on_disk(dir.path(), "api"),
+        1,
+        "the first partition was published"
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    c.flush_all().await.unwrap();
+    assert_eq!(rows_on_disk(dir.path(), "api"), 2, "each event once");
+    assert_eq!(c.buffered_events(), 0);
+    c.shutdown().await;
+    drop(c);
+    let (_c, report) = open(dir.path());
+    assert_eq!(report.events_replayed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_datasets_past_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        max_datasets: 2,
+        ..CollectorConfig::default()
+    };
+    let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
+    for ds in ["a", "b"] {
+        c.ingest_body(ds, b"{}", Encoding::Identity, BodyFormat::Auto)
+            .await
+            .unwrap();
+    }
+    let err = c
+        .ingest_body("c", b"{}", Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), axum::http::StatusCode::FORBIDDEN);
+    assert!(err.to_string().contains("max_datasets"), "{err}");
+    // existing datasets still take events
+    c.ingest_body("a", b"{}", Encoding::Identity, BodyFormat::Auto)
+        .await
+        .unwrap();
+    c.shutdown().await;
 }

@@ -12,12 +12,20 @@ const TAG_FLOAT: u8 = 4;
 const TAG_STR: u8 = 5;
 
 /// Appends the payload for `events` to `out`.
+#[cfg(test)]
 pub(crate) fn encode_events<'a>(
     events: impl ExactSizeIterator<Item = &'a ValidEvent>,
     out: &mut Vec<u8>,
 ) {
     out.extend_from_slice(&(events.len() as u32).to_le_bytes());
     for e in events {
+        encode_event(e, out);
+    }
+}
+
+/// Appends one event (without the payload's leading count) to `out`.
+pub(crate) fn encode_event(e: &ValidEvent, out: &mut Vec<u8>) {
+    {
         out.extend_from_slice(&e.timestamp_us().to_le_bytes());
         out.extend_from_slice(&(e.fields().len() as u32).to_le_bytes());
         for (name, value) in e.fields() {

@@ -14,13 +14,17 @@
 //!          tag 0 null, 1 false, 2 true, 3 int (i64 LE), 4 float (f64 LE),
 //!          5 string (u32 LE length | UTF-8)
 //! ```
-//! A record is one group commit: the events of every request that joined that commit.
+//! A record holds a group commit: the events of every request that joined that commit (a group
+//! past 64 MiB is split into several records, written together under one fsync).
 //!
 //! # Replay rules
 //! - Records are read in segment order. A record is valid if its length fits in the file, its CRC
 //!   matches and its payload decodes.
 //! - The first invalid record of the **newest** segment ends replay: it is a torn write from a
-//!   crash, never acknowledged (an ack waits for the fsync that follows the whole record).
+//!   crash, never acknowledged (an ack waits for the fsync that follows the whole record). The
+//!   segment is truncated to its last whole record, so it reads clean once it is no longer the
+//!   newest.
+//! - A segment with no events left in any segment (only headers) is deleted at start-up.
 //! - An invalid record in an **older** segment is corruption (the disk lost acknowledged
 //!   data): the segment is renamed to `<seq>.wal.corrupt`, kept for inspection, and the error is
 //!   logged loudly; replay continues with the next segment.
@@ -37,6 +41,6 @@ mod codec;
 mod segment;
 
 pub(crate) use segment::{
-    CommitRecord, SegmentWriter, apply_commit_records, list_segments, quarantine_segment,
-    read_segment, write_commit_record,
+    CommitRecord, SegmentWriter, apply_commit_records, commit_record_exists, list_segments,
+    quarantine_segment, read_segment, remove_segments_upto, truncate_segment, write_commit_record,
 };

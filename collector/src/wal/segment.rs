@@ -8,13 +8,16 @@ use loupe_event::ValidEvent;
 use loupe_store::fsutil;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode_events, encode_events};
+use super::codec::{decode_events, encode_event};
 use crate::error::WalError;
 
 const MAGIC: &[u8; 8] = b"LOUPEWAL";
 const VERSION: u32 = 1;
 const HEADER_LEN: usize = 12;
 const RECORD_HEADER_LEN: usize = 8;
+/// A record's payload is closed once it passes this size, and the rest of a group commit goes
+/// into further records (all under the same fsync), so the u32 length can never wrap.
+const MAX_RECORD_PAYLOAD: usize = 64 << 20;
 const SEGMENT_EXT: &str = "wal";
 const COMMIT_EXT: &str = "commit";
 
@@ -40,17 +43,24 @@ impl SegmentWriter {
     /// Creates segment `seq` in `dir` with its header, durably (file and directory entry).
     pub(crate) fn create(dir: &Path, seq: u64) -> Result<Self, WalError> {
         let path = segment_path(dir, seq);
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(io("create", &path))?;
-        let mut header = Vec::with_capacity(HEADER_LEN);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        file.write_all(&header).map_err(io("write", &path))?;
-        file.sync_all().map_err(io("fsync", &path))?;
-        fsutil::fsync_dir(dir).map_err(WalError::Store)?;
+        let init = || -> Result<(), WalError> {
+            let mut header = Vec::with_capacity(HEADER_LEN);
+            header.extend_from_slice(MAGIC);
+            header.extend_from_slice(&VERSION.to_le_bytes());
+            (&file).write_all(&header).map_err(io("write", &path))?;
+            file.sync_all().map_err(io("fsync", &path))?;
+            fsutil::fsync_dir(dir).map_err(WalError::Store)
+        };
+        if let Err(e) = init() {
+            // Leave no half-made segment behind: the next attempt must be able to create it.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(SegmentWriter {
             file,
             path,
@@ -67,19 +77,30 @@ impl SegmentWriter {
         self.path.parent().unwrap_or(Path::new("."))
     }
 
-    /// Appends one record holding `events` and waits until it is on disk (fdatasync). Only
-    /// after this returns may the events be acknowledged.
+    /// Appends `events` as one record (several if they pass [`MAX_RECORD_PAYLOAD`]) and waits
+    /// until they are on disk (fdatasync). Only after this returns may they be acknowledged.
     pub(crate) fn append_durable<'a>(
         &mut self,
-        events: impl ExactSizeIterator<Item = &'a ValidEvent>,
+        events: impl Iterator<Item = &'a ValidEvent>,
     ) -> Result<(), WalError> {
         self.buf.clear();
-        self.buf.extend_from_slice(&[0; RECORD_HEADER_LEN]);
-        encode_events(events, &mut self.buf);
-        let payload_len = (self.buf.len() - RECORD_HEADER_LEN) as u32;
-        let crc = crc32fast::hash(&self.buf[RECORD_HEADER_LEN..]);
-        self.buf[0..4].copy_from_slice(&payload_len.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        let mut record_start = 0;
+        let mut count: u32 = 0;
+        for e in events {
+            if count == 0 {
+                record_start = self.buf.len();
+                self.buf.extend_from_slice(&[0; RECORD_HEADER_LEN + 4]);
+            }
+            encode_event(e, &mut self.buf);
+            count += 1;
+            if self.buf.len() - record_start - RECORD_HEADER_LEN >= MAX_RECORD_PAYLOAD {
+                seal_record(&mut self.buf, record_start, count);
+                count = 0;
+            }
+        }
+        if count > 0 {
+            seal_record(&mut self.buf, record_start, count);
+        }
         self.file
             .write_all(&self.buf)
             .map_err(io("write", &self.path))?;
@@ -90,6 +111,29 @@ impl SegmentWriter {
         }
         Ok(())
     }
+}
+
+/// Fills in the header of the record that starts at `start` and runs to the end of `buf`.
+fn seal_record(buf: &mut [u8], start: usize, count: u32) {
+    let payload = start + RECORD_HEADER_LEN;
+    buf[payload..payload + 4].copy_from_slice(&count.to_le_bytes());
+    let len = u32::try_from(buf.len() - payload).expect("record payload is capped far below 4 GiB");
+    let crc = crc32fast::hash(&buf[payload..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Cuts a segment back to its last whole record (`valid_len` bytes), durably. Used at start-up
+/// on the newest segment when it ends in a torn write: those bytes were never acknowledged, and
+/// once the segment is no longer the newest a torn tail would read as corruption.
+pub(crate) fn truncate_segment(dir: &Path, seq: u64, valid_len: u64) -> Result<(), WalError> {
+    let path = segment_path(dir, seq);
+    let f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(io("open", &path))?;
+    f.set_len(valid_len).map_err(io("truncate", &path))?;
+    f.sync_all().map_err(io("fsync", &path))
 }
 
 /// The segments in `dir`, by sequence number.
@@ -121,8 +165,10 @@ fn list_with_ext(dir: &Path, ext: &str) -> Result<Vec<u64>, WalError> {
 /// What replaying one segment produced.
 pub(crate) struct ReplayedSegment {
     pub(crate) events: Vec<ValidEvent>,
-    /// Whole records read (one per group commit).
+    /// Whole records read (one per group commit, or more for a very large one).
     pub(crate) records: usize,
+    /// Bytes up to the end of the last whole record.
+    pub(crate) valid_len: u64,
     /// Why replay of this segment stopped early, if it did.
     pub(crate) stopped: Option<String>,
 }
@@ -137,6 +183,7 @@ pub(crate) fn read_segment(dir: &Path, seq: u64) -> Result<ReplayedSegment, WalE
         return Ok(ReplayedSegment {
             events,
             records: 0,
+            valid_len: 0,
             stopped: (!bytes.is_empty()).then(|| "truncated header".to_owned()),
         });
     }
@@ -144,6 +191,7 @@ pub(crate) fn read_segment(dir: &Path, seq: u64) -> Result<ReplayedSegment, WalE
         return Ok(ReplayedSegment {
             events,
             records: 0,
+            valid_len: 0,
             stopped: Some("bad magic or version".to_owned()),
         });
     }
@@ -181,6 +229,7 @@ pub(crate) fn read_segment(dir: &Path, seq: u64) -> Result<ReplayedSegment, WalE
     Ok(ReplayedSegment {
         events,
         records,
+        valid_len: pos as u64,
         stopped,
     })
 }
@@ -223,6 +272,12 @@ pub(crate) fn write_commit_record(wal_dir: &Path, record: &CommitRecord) -> Resu
     fsutil::write_atomic(&commit_path(wal_dir, record.upto), &bytes).map_err(WalError::Store)
 }
 
+/// Whether the commit record for `upto` is in place: if it is, that flush is decided and only
+/// its completion ([`apply_commit_records`]) may follow.
+pub(crate) fn commit_record_exists(wal_dir: &Path, upto: u64) -> bool {
+    commit_path(wal_dir, upto).exists()
+}
+
 /// Carries out every commit record in `wal_dir` (in order): publish its files, drop its
 /// segments, delete the record. Idempotent, so it is both the end of a flush and the start-up
 /// redo of a flush that a crash interrupted.
@@ -248,8 +303,17 @@ pub(crate) fn apply_commit_records(dataset_dir: &Path, wal_dir: &Path) -> Result
                     fin.display()
                 )));
             }
-            if !dirs.contains(&parent) {
-                dirs.push(parent);
+            // The partition directory and each ancestor up to the dataset: a directory made by
+            // an earlier process that crashed before syncing its parent must not vanish on power
+            // loss after the WAL segments that held its events are gone.
+            let mut d = parent;
+            while d.starts_with(dataset_dir) {
+                if !dirs.contains(&d) {
+                    dirs.push(d.clone());
+                }
+                if !d.pop() {
+                    break;
+                }
             }
         }
         for d in &dirs {
@@ -307,7 +371,51 @@ mod tests {
             let r = read_segment(dir.path(), 1).unwrap();
             assert_eq!(r.events.len(), 3, "cut at {cut}");
             assert_eq!(r.stopped.is_some(), cut > whole as usize, "cut at {cut}");
+            assert_eq!(r.valid_len, whole, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn truncating_a_torn_tail_leaves_a_clean_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        w.append_durable(events(3, 0).iter()).unwrap();
+        let path = segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[7, 0, 0, 0, 1, 2]); // half a record header and payload
+        fs::write(&path, &bytes).unwrap();
+        let r = read_segment(dir.path(), 1).unwrap();
+        assert!(r.stopped.is_some());
+        truncate_segment(dir.path(), 1, r.valid_len).unwrap();
+        let r = read_segment(dir.path(), 1).unwrap();
+        assert!(r.stopped.is_none());
+        assert_eq!(r.events.len(), 3);
+    }
+
+    #[test]
+    fn a_group_larger_than_a_record_is_split_into_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        // 40 events of ~2 MiB each: over the 64 MiB record cap
+        let big: Vec<ValidEvent> = (0..40)
+            .map(|i| {
+                Event::new()
+                    .with("pad", "x".repeat(2 << 20))
+                    .validate(
+                        &Limits {
+                            max_value_bytes: 4 << 20,
+                            ..Limits::default()
+                        },
+                        i,
+                    )
+                    .unwrap()
+            })
+            .collect();
+        w.append_durable(big.iter()).unwrap();
+        let r = read_segment(dir.path(), 1).unwrap();
+        assert!(r.stopped.is_none());
+        assert_eq!(r.events.len(), 40);
+        assert_eq!(r.records, 2, "split at the cap");
     }
 
     #[test]
