@@ -1,8 +1,11 @@
 //! Decoding and generating the standard wide event.
 //!
 //! `decode_ndjson` reads one fixed batch of 10,000 standard events (about 16 MB of NDJSON) two
-//! ways in the same run: loupe's own path (`decode_body`, then `validate` of each event), and
-//! as the in-process baseline, `serde_json::from_slice::<serde_json::Value>` of each line.
+//! ways in the same run, each keeping what it parsed: loupe's ingest path (`for_each_event`,
+//! each event flattened and validated as it is parsed), and as the in-process baseline,
+//! `serde_json::from_slice::<serde_json::Value>` of each line (no flattening, no checks). A third
+//! variant parses and drops each value at once: the cost of parsing alone, without holding 10,000
+//! events in memory.
 //! `generate` measures writing 10,000 events as NDJSON.
 //!
 //! Run with `cargo bench -p loupe-bench --bench event_codec`.
@@ -14,7 +17,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use loupe_bench::{Generator, WorkloadConfig};
-use loupe_event::{BodyFormat, Limits, decode_body};
+use loupe_event::{BodyFormat, Limits, for_each_event};
 
 const EVENTS: usize = 10_000;
 
@@ -41,14 +44,16 @@ fn decode_ndjson(c: &mut Criterion) {
         BenchmarkId::new("loupe_decode_validate", EVENTS),
         &body,
         |b, body| {
+            // What ingest does: each event validated as soon as it is parsed, kept if valid.
             b.iter(|| {
-                let events = decode_body(body, BodyFormat::Ndjson, &limits).expect("body");
-                let mut valid = 0usize;
-                for event in events {
-                    let event = event.expect("event decodes");
-                    valid += usize::from(event.validate(&limits, now_us).is_ok());
-                }
-                assert_eq!(valid, EVENTS);
+                let mut valid = Vec::with_capacity(EVENTS);
+                for_each_event(body, BodyFormat::Ndjson, &limits, |r| {
+                    if let Ok(v) = r.and_then(|e| e.validate(&limits, now_us)) {
+                        valid.push(v);
+                    }
+                })
+                .expect("body");
+                assert_eq!(valid.len(), EVENTS);
                 black_box(valid)
             });
         },
@@ -58,6 +63,26 @@ fn decode_ndjson(c: &mut Criterion) {
         BenchmarkId::new("serde_json_value", EVENTS),
         &body,
         |b, body| {
+            // Parsed and kept, as loupe's path keeps its valid events.
+            b.iter(|| {
+                let mut values = Vec::with_capacity(EVENTS);
+                for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    let value: serde_json::Value = serde_json::from_slice(line).expect("json");
+                    if value.is_object() {
+                        values.push(value);
+                    }
+                }
+                assert_eq!(values.len(), EVENTS);
+                black_box(values)
+            });
+        },
+    );
+
+    group.bench_with_input(
+        BenchmarkId::new("serde_json_value_dropped", EVENTS),
+        &body,
+        |b, body| {
+            // Parsed and dropped at once: the parse alone, without holding events in memory.
             b.iter(|| {
                 let mut objects = 0usize;
                 for line in body.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

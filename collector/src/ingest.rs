@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use loupe_event::{BodyFormat, EventError, ValidEvent, decode_body};
+use loupe_event::{BodyFormat, EventError, ValidEvent, for_each_event};
 use loupe_store::DatasetName;
 use serde::Serialize;
 
@@ -126,11 +126,11 @@ impl Collector {
         let name = DatasetName::new(dataset).map_err(Error::InvalidDataset)?;
         let limits = self.config().limits;
         let body = decompress(body, encoding, limits.max_body_bytes)?;
-        let decoded = decode_body(&body, format, &limits)?;
         let now = self.now_us();
-        let mut statuses = Vec::with_capacity(decoded.len());
-        let mut accepted: Vec<ValidEvent> = Vec::with_capacity(decoded.len());
-        for r in decoded {
+        let mut statuses = Vec::new();
+        let mut accepted: Vec<ValidEvent> = Vec::new();
+        // Validate each event as it is parsed, while it is still in cache.
+        for_each_event(&body, format, &limits, |r| {
             match r.and_then(|e| e.validate(&limits, now)) {
                 Ok(v) => {
                     accepted.push(v);
@@ -138,7 +138,7 @@ impl Collector {
                 }
                 Err(e) => statuses.push(rejected(&e)),
             }
-        }
+        })?;
         // The sampling stage (loupe-sampling) goes here, between validation and the WAL, so
         // dropped events never cost a write; kept events will carry their weight.
         let n = accepted.len();

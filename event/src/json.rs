@@ -66,6 +66,20 @@ pub fn decode_body(
     format: BodyFormat,
     limits: &Limits,
 ) -> Result<Vec<Result<Event, EventError>>, BodyError> {
+    let mut out = Vec::new();
+    for_each_event(bytes, format, limits, |r| out.push(r))?;
+    Ok(out)
+}
+
+/// Like [`decode_body`], but hands each event to `f` as soon as it is parsed, in body order,
+/// so the caller can validate it while it is still in cache. Returns how many were handed over.
+/// On `Err` the caller must discard what it was given: the body as a whole is unreadable.
+pub fn for_each_event(
+    bytes: &[u8],
+    format: BodyFormat,
+    limits: &Limits,
+    mut f: impl FnMut(Result<Event, EventError>),
+) -> Result<usize, BodyError> {
     if bytes.len() > limits.max_body_bytes {
         return Err(BodyError::TooLarge {
             len: bytes.len(),
@@ -77,20 +91,21 @@ pub fn decode_body(
     };
     let body = &bytes[first..];
     if format == BodyFormat::Auto && body[0] == b'[' {
-        return decode_array(body, limits);
+        return decode_array(body, limits, &mut f);
     }
     let first_line = body.split(|&b| b == b'\n').next().unwrap_or(body);
     let is_ndjson =
         format == BodyFormat::Ndjson || serde_json::from_slice::<IgnoredAny>(first_line).is_ok();
     if !is_ndjson {
-        return Ok(vec![decode_event(body, limits)]);
+        f(decode_event(body, limits));
+        return Ok(1);
     }
-    let mut out = Vec::new();
+    let mut n = 0;
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if out.len() == limits.max_events_per_request {
+        if n == limits.max_events_per_request {
             return Err(BodyError::TooManyEvents {
                 limit: limits.max_events_per_request,
             });
@@ -99,18 +114,23 @@ pub fn decode_body(
         let r = EventSeed { limits }
             .deserialize(&mut de)
             .and_then(|r| de.end().map(|()| r));
-        out.push(r.unwrap_or_else(|e| Err(json_error(&e, Some(i + 1)))));
+        f(r.unwrap_or_else(|e| Err(json_error(&e, Some(i + 1)))));
+        n += 1;
     }
-    Ok(out)
+    Ok(n)
 }
 
-fn decode_array(body: &[u8], limits: &Limits) -> Result<Vec<Result<Event, EventError>>, BodyError> {
+fn decode_array(
+    body: &[u8],
+    limits: &Limits,
+    f: &mut dyn FnMut(Result<Event, EventError>),
+) -> Result<usize, BodyError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let r = de
-        .deserialize_seq(ArrayVisitor { limits })
+        .deserialize_seq(ArrayVisitor { limits, f })
         .and_then(|r| de.end().map(|()| r));
     match r {
-        Ok(Ok(events)) => Ok(events),
+        Ok(Ok(n)) => Ok(n),
         Ok(Err(too_many)) => Err(too_many),
         Err(e) => Err(BodyError::Json {
             message: strip_position(&e),
@@ -146,30 +166,32 @@ fn strip_position(e: &serde_json::Error) -> String {
     )
 }
 
-struct ArrayVisitor<'a> {
+struct ArrayVisitor<'a, 'f> {
     limits: &'a Limits,
+    f: &'f mut dyn FnMut(Result<Event, EventError>),
 }
 
-impl<'de> Visitor<'de> for ArrayVisitor<'_> {
-    type Value = Result<Vec<Result<Event, EventError>>, BodyError>;
+impl<'de> Visitor<'de> for ArrayVisitor<'_, '_> {
+    type Value = Result<usize, BodyError>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of JSON objects")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
+        let mut n = 0;
         while let Some(r) = seq.next_element_seed(EventSeed {
             limits: self.limits,
         })? {
-            if out.len() == self.limits.max_events_per_request {
+            if n == self.limits.max_events_per_request {
                 return Ok(Err(BodyError::TooManyEvents {
                     limit: self.limits.max_events_per_request,
                 }));
             }
-            out.push(r);
+            (self.f)(r);
+            n += 1;
         }
-        Ok(Ok(out))
+        Ok(Ok(n))
     }
 }
 

@@ -28,7 +28,7 @@ mod value;
 
 pub use error::{BodyError, EventError};
 pub use event::Event;
-pub use json::{BodyFormat, decode_body, decode_event};
+pub use json::{BodyFormat, decode_body, decode_event, for_each_event};
 pub use limits::Limits;
 pub use validate::ValidEvent;
 pub use value::{Value, ValueKind};

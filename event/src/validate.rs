@@ -77,12 +77,6 @@ impl Event {
         for (name, value) in self.iter() {
             check_name(name, limits)?;
             check_value(name, value, limits)?;
-        }
-        let timestamp_us = match self.remove(fields::TIMESTAMP) {
-            None | Some(Value::Null) => now_us,
-            Some(v) => parse_timestamp(&v)?,
-        };
-        for (name, value) in self.iter() {
             if let Some(kind) = fields::reserved_kind(name)
                 && !kind.accepts(value.kind())
             {
@@ -93,6 +87,10 @@ impl Event {
                 });
             }
         }
+        let timestamp_us = match self.remove(fields::TIMESTAMP) {
+            None | Some(Value::Null) => now_us,
+            Some(v) => parse_timestamp(&v)?,
+        };
         // Reserved numbers are stored as floats, whatever the wire type was.
         if let Some(Value::Int(i)) = self.get(fields::DURATION_MS) {
             let f = *i as f64;
@@ -136,7 +134,11 @@ fn check_name(name: &str, limits: &Limits) -> Result<(), EventError> {
             limit: limits.max_name_bytes,
         });
     }
-    if name.chars().any(char::is_control) {
+    // Control characters: C0 and DEL are single bytes; C1 (U+0080..U+009F) only occurs in
+    // non-ASCII names, which take the slower per-char check.
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f)
+        || (!name.is_ascii() && name.chars().any(char::is_control))
+    {
         return invalid("contains a control character");
     }
     if name.starts_with('.') || name.ends_with('.') {
@@ -261,6 +263,8 @@ mod tests {
             (long.as_str(), "name_too_long"),
             ("a\u{0}b", "invalid_name"),
             ("a\nb", "invalid_name"),
+            ("a\u{7f}b", "invalid_name"),
+            ("caf\u{e9}\u{85}", "invalid_name"), // C1 control (NEL) in a non-ASCII name
             (".a", "invalid_name"),
             ("a.", "invalid_name"),
             ("status.__raw", "invalid_name"),
