@@ -29,6 +29,11 @@ pub const META_PREFIX: &str = "meta.";
 /// (see loupe-store's type-conflict policy). Clients cannot send names ending in it.
 pub const RAW_SUFFIX: &str = ".__raw";
 
+/// The store's column for values that could get no column of their own (the dataset is at its
+/// field limit): a JSON object of those fields, per event. Clients cannot send names starting
+/// with it.
+pub const OVERFLOW: &str = "__overflow";
+
 /// The type a reserved field must have, if `name` is reserved. `timestamp` is absent here: it
 /// is parsed into time, not kept as a value.
 pub fn reserved_kind(name: &str) -> Option<ReservedKind> {

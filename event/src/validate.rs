@@ -3,7 +3,8 @@
 //! Rules, in the order they are checked:
 //! 1. at most `max_fields_per_event` fields;
 //! 2. names are non-empty, at most `max_name_bytes`, have no control characters, no empty
-//!    dotted segment at either end, and do not end in [`RAW_SUFFIX`] (reserved for the store);
+//!    dotted segment at either end, do not end in [`RAW_SUFFIX`] and do not start with
+//!    [`fields::OVERFLOW`] (both reserved for the store);
 //! 3. values are at most `max_value_bytes`; floats are finite;
 //! 4. reserved fields have their type ([`fields::reserved_kind`]); `timestamp` parses
 //!    ([`crate::time`]) and is filled with the receive time when absent; `sample_rate` is a
@@ -147,6 +148,9 @@ fn check_name(name: &str, limits: &Limits) -> Result<(), EventError> {
     if name.ends_with(RAW_SUFFIX) {
         return invalid("the suffix `.__raw` is reserved for values whose type conflicts");
     }
+    if name.starts_with(fields::OVERFLOW) {
+        return invalid("names starting with `__overflow` are reserved");
+    }
     Ok(())
 }
 
@@ -268,6 +272,8 @@ mod tests {
             (".a", "invalid_name"),
             ("a.", "invalid_name"),
             ("status.__raw", "invalid_name"),
+            ("__overflow", "invalid_name"),
+            ("__overflow.x", "invalid_name"),
         ];
         for (name, code) in cases {
             let err = valid(Event::new().with(name, 1)).unwrap_err();

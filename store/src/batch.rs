@@ -17,7 +17,9 @@ use crate::error::Result;
 
 /// Updates `catalog` with every field of `events` (adding, widening, adding `.__raw` siblings),
 /// then builds one batch holding exactly the columns these events use, rows in timestamp order
-/// (stable, so events with equal timestamps keep their arrival order).
+/// (stable, so events with equal timestamps keep their arrival order). Values that can have no
+/// column because the dataset is at its field limit go, per event, into the overflow column as
+/// a JSON object: nothing accepted is dropped.
 ///
 /// The catalog must be saved before a file holding this batch is published.
 pub fn events_to_batch(
@@ -29,10 +31,15 @@ pub fn events_to_batch(
     // Pass 1: settle the types, so a field that widens mid-batch is float for the whole batch.
     let mut used: Vec<String> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
+    let mut overflow = false;
     for e in events {
         for (name, value) in e.fields() {
             if catalog.observe(name, value, now_us) == Observed::OverLimit {
-                continue;
+                // No column (or no `.__raw` sibling) for it: its values go to the overflow column.
+                overflow = true;
+                if catalog.get(name).is_none() {
+                    continue;
+                }
             }
             if !value.is_null() && !index.contains_key(name) {
                 index.insert(name.clone(), usize::MAX);
@@ -51,6 +58,10 @@ pub fn events_to_batch(
             }
         }
     }
+    if overflow {
+        catalog.ensure(fields::OVERFLOW, FieldType::String, now_us);
+        columns.push((fields::OVERFLOW.to_owned(), FieldType::String));
+    }
     columns.sort_by(|a, b| a.0.cmp(&b.0));
     columns.dedup_by(|a, b| a.0 == b.0);
     index.clear();
@@ -67,21 +78,35 @@ pub fn events_to_batch(
         .map(|(_, ty)| Column::new(*ty, events.len()))
         .collect();
     let mut times = Vec::with_capacity(events.len());
+    let overflow_col = index.get(fields::OVERFLOW).copied();
+    let mut spilled = serde_json::Map::new();
     for (row, &i) in order.iter().enumerate() {
         let e = &events[i];
         times.push(e.timestamp_us());
         for (name, value) in e.fields() {
+            if value.is_null() {
+                continue;
+            }
             let Some(&col) = index.get(name.as_str()) else {
-                continue; // null-only in this batch, or over the field limit
+                // A field with no column: the dataset is at its field limit.
+                spilled.insert(name.clone(), json_value(value));
+                continue;
             };
             match place(columns[col].1, value) {
                 Placement::Typed(Value::Null) => {}
                 Placement::Typed(v) => builders[col].put(row, &v),
-                Placement::Raw(text) => {
-                    if let Some(&raw) = index.get(raw_column(name).as_str()) {
-                        builders[raw].put(row, &Value::Str(text));
+                Placement::Raw(text) => match index.get(raw_column(name).as_str()) {
+                    Some(&raw) => builders[raw].put(row, &Value::Str(text)),
+                    None => {
+                        spilled.insert(name.clone(), json_value(value));
                     }
-                }
+                },
+            }
+        }
+        if !spilled.is_empty() {
+            let text = serde_json::Value::Object(std::mem::take(&mut spilled)).to_string();
+            if let Some(col) = overflow_col {
+                builders[col].put(row, &Value::Str(text));
             }
         }
     }
@@ -98,6 +123,10 @@ pub fn events_to_batch(
         Arc::new(Schema::new(schema_fields)),
         arrays,
     )?)
+}
+
+fn json_value(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
 /// A column being built; rows without a value are padded with nulls.

@@ -36,8 +36,8 @@ use crate::fsutil;
 pub const CATALOG_FILE: &str = "schema.json";
 const FORMAT_VERSION: u32 = 1;
 
-/// Most columns one dataset may have. New fields past this are kept in nothing but are counted
-/// by the caller; see [`Catalog::observe`].
+/// Most columns one dataset may have. Values of fields past it are kept in the overflow column
+/// ([`loupe_event::fields::OVERFLOW`]), as a JSON object per event.
 pub const MAX_FIELDS_PER_DATASET: usize = 10_000;
 
 /// A stored field's type.
@@ -147,10 +147,21 @@ struct CatalogFile {
 }
 
 /// The merged schema of one dataset.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
     fields: BTreeMap<String, FieldInfo>,
     dirty: bool,
+    field_limit: usize,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            fields: BTreeMap::new(),
+            dirty: false,
+            field_limit: MAX_FIELDS_PER_DATASET,
+        }
+    }
 }
 
 /// What [`Catalog::observe`] did with a field.
@@ -185,8 +196,14 @@ impl Catalog {
         }
         Ok(Catalog {
             fields: file.fields,
-            dirty: false,
+            ..Catalog::default()
         })
+    }
+
+    /// The same catalog with another field limit (default [`MAX_FIELDS_PER_DATASET`]).
+    pub fn with_field_limit(mut self, limit: usize) -> Self {
+        self.field_limit = limit;
+        self
     }
 
     /// Writes the catalog if it changed since it was loaded or last saved (atomically).
@@ -262,18 +279,23 @@ impl Catalog {
         added
     }
 
-    /// Adds `name` with type `ty` if the catalog does not have it yet (for fields whose type
-    /// is not learned from values, such as `timestamp`).
+    /// Adds `name` with type `ty` if the catalog does not have it yet, whatever the field limit
+    /// (for loupe's own columns, such as `timestamp` and the overflow column).
     pub fn ensure(&mut self, name: &str, ty: FieldType, now_us: i64) {
         if !self.fields.contains_key(name) {
-            self.add(name.to_owned(), ty, now_us);
+            self.insert(name.to_owned(), ty, now_us);
         }
     }
 
     fn add(&mut self, name: String, ty: FieldType, now_us: i64) -> Observed {
-        if self.fields.len() >= MAX_FIELDS_PER_DATASET {
+        if self.fields.len() >= self.field_limit {
             return Observed::OverLimit;
         }
+        self.insert(name, ty, now_us);
+        Observed::Added
+    }
+
+    fn insert(&mut self, name: String, ty: FieldType, now_us: i64) {
         self.fields.insert(
             name,
             FieldInfo {
@@ -286,7 +308,6 @@ impl Catalog {
             },
         );
         self.dirty = true;
-        Observed::Added
     }
 
     /// The table schema: `timestamp` first, then every field by name. Partition columns are

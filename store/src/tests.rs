@@ -171,3 +171,40 @@ fn only_used_columns_are_written_and_null_only_fields_get_none() {
     assert!(catalog.get("old").is_some());
     assert_eq!(batch.column_by_name("a").unwrap().null_count(), 0);
 }
+
+#[test]
+fn fields_past_the_dataset_limit_are_kept_in_the_overflow_column() {
+    let mut catalog = Catalog::default().with_field_limit(3);
+    // fill it: timestamp, a, sample_rate
+    events_to_batch(&[ev(0, Event::new().with("a", 0))], &mut catalog, 0).unwrap();
+    assert_eq!(catalog.len(), 3);
+    let events = vec![
+        ev(1, Event::new().with("a", 1).with("b", "x").with("c", 2.5)),
+        ev(2, Event::new().with("a", "not an int")), // its .__raw sibling is over the limit too
+        ev(3, Event::new().with("a", 3)),
+    ];
+    let (_dir, batch, _) = write_and_read(&events, &mut catalog);
+    let a = batch
+        .column_by_name("a")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    assert_eq!(a.iter().collect::<Vec<_>>(), vec![Some(1), None, Some(3)]);
+    let over = batch
+        .column_by_name("__overflow")
+        .unwrap()
+        .as_string::<i32>();
+    let rows: Vec<Option<serde_json::Value>> = over
+        .iter()
+        .map(|v| v.map(|s| serde_json::from_str(s).unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            Some(serde_json::json!({"b": "x", "c": 2.5})),
+            Some(serde_json::json!({"a": "not an int"})),
+            None
+        ]
+    );
+    assert!(catalog.get("b").is_none());
+    assert_eq!(catalog.get("__overflow").unwrap().ty, FieldType::String);
+}
