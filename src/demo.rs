@@ -84,7 +84,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
 
     // 2. Storage.
-    let flushed = server.collector.flush_all().await?;
+    server.collector.flush_all().await?;
     let files = server
         .collector
         .store()
@@ -109,7 +109,6 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         disk as f64 / ingest.accepted as f64,
         ingest.json_bytes as f64 / disk as f64
     );
-    let _ = flushed;
     println!();
 
     // 3. SQL.

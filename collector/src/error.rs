@@ -63,6 +63,8 @@ pub enum Error {
     Wal(#[from] WalError),
     #[error(transparent)]
     Store(#[from] loupe_store::Error),
+    #[error("invalid collector settings: {}", problems.join("; "))]
+    InvalidConfig { problems: Vec<String> },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -87,9 +89,10 @@ impl Error {
             // will not help, so it is not a 503.
             Error::Wal(WalError::Broken { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::ShuttingDown | Error::Wal(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) | Error::Internal(_) | Error::Locked { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Error::Store(_)
+            | Error::Internal(_)
+            | Error::Locked { .. }
+            | Error::InvalidConfig { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

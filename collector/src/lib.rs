@@ -94,10 +94,7 @@ impl Collector {
     ) -> Result<(Self, RecoveryReport)> {
         let problems = config.problems();
         if !problems.is_empty() {
-            return Err(Error::Internal(format!(
-                "invalid collector config: {}",
-                problems.join("; ")
-            )));
+            return Err(Error::InvalidConfig { problems });
         }
         let store = Store::new(root.as_ref());
         loupe_store::fsutil::create_dir_durable(store.root())?;

@@ -339,3 +339,23 @@ async fn new_datasets_past_the_limit_are_refused() {
         .unwrap();
     c.shutdown().await;
 }
+
+#[test]
+fn invalid_settings_are_refused_at_open_naming_each_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        flush_interval_ms: 0,
+        max_datasets: 0,
+        ..CollectorConfig::default()
+    };
+    let err = Collector::open(dir.path(), config).err().unwrap();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::InvalidConfig { ref problems } if problems.len() == 2),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("flush_interval_ms") && msg.contains("max_datasets"),
+        "{msg}"
+    );
+}

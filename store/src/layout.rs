@@ -97,10 +97,6 @@ impl DatasetDir {
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join(TMP_DIR)
     }
-    /// The partition directory, relative to the dataset, that holds events at `timestamp_us`.
-    pub fn partition_of(timestamp_us: i64) -> Partition {
-        Partition::of(timestamp_us)
-    }
     pub fn partition_dir(&self, p: &Partition) -> PathBuf {
         self.dir.join(p.relative_path())
     }
