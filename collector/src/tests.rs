@@ -38,6 +38,12 @@ fn rows_on_disk(dir: &Path, dataset: &str) -> usize {
         .sum()
 }
 
+/// Ingests `body` (any shape, uncompressed) into `dataset`.
+async fn send(c: &Collector, dataset: &str, body: &[u8]) -> Result<IngestOutcome> {
+    c.ingest_body(dataset, body, Encoding::Identity, BodyFormat::Auto)
+        .await
+}
+
 fn ndjson(from: usize, n: usize) -> Vec<u8> {
     (from..from + n)
         .map(|i| format!("{{\"seq\": {i}, \"duration_ms\": {}}}\n", i % 100))
@@ -50,10 +56,7 @@ async fn accepted_events_reach_parquet_and_bad_ones_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (c, _) = open(dir.path());
     let body = b"{\"a\": 1}\n{\"a\": \n{\"sample_rate\": 0}\n{\"a\": 2}\n";
-    let out = c
-        .ingest_body("api", body, Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    let out = send(&c, "api", body).await.unwrap();
     assert_eq!((out.accepted, out.rejected), (2, 2));
     assert_eq!(out.events[0], EventStatus::Accepted);
     assert!(matches!(
@@ -93,13 +96,9 @@ async fn accepted_events_reach_parquet_and_bad_ones_are_reported() {
 async fn acknowledged_events_survive_a_crash_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let (c, _) = open(dir.path());
-    c.ingest_body("api", &ndjson(0, 50), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "api", &ndjson(0, 50)).await.unwrap();
     c.flush_all().await.unwrap();
-    c.ingest_body("api", &ndjson(50, 30), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "api", &ndjson(50, 30)).await.unwrap();
     c.abandon().await; // acked, not flushed
     drop(c);
     assert_eq!(rows_on_disk(dir.path(), "api"), 50);
@@ -124,9 +123,7 @@ async fn acknowledged_events_survive_a_crash_exactly_once() {
 async fn an_interrupted_flush_is_finished_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let (c, _) = open(dir.path());
-    c.ingest_body("api", &ndjson(0, 10), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "api", &ndjson(0, 10)).await.unwrap();
     c.flush_all().await.unwrap();
     c.abandon().await;
     drop(c);
@@ -164,15 +161,10 @@ async fn concurrent_requests_share_commits_and_all_land() {
     for t in 0..32 {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            c.ingest_body(
-                "api",
-                &ndjson(t * 100, 100),
-                Encoding::Identity,
-                BodyFormat::Auto,
-            )
-            .await
-            .unwrap()
-            .accepted
+            send(&c, "api", &ndjson(t * 100, 100))
+                .await
+                .unwrap()
+                .accepted
         }));
     }
     let mut acked = 0;
@@ -192,20 +184,13 @@ async fn full_buffers_answer_429_with_retry_after() {
         ..CollectorConfig::default()
     };
     let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
-    c.ingest_body("api", &ndjson(0, 8), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
-    let err = c
-        .ingest_body("api", &ndjson(8, 8), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap_err();
+    send(&c, "api", &ndjson(0, 8)).await.unwrap();
+    let err = send(&c, "api", &ndjson(8, 8)).await.unwrap_err();
     assert_eq!(err.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(err.retry_after_s(), Some(1));
     c.flush_all().await.unwrap();
     // recovered once flushed
-    c.ingest_body("api", &ndjson(8, 8), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "api", &ndjson(8, 8)).await.unwrap();
     c.shutdown().await;
     assert_eq!(rows_on_disk(dir.path(), "api"), 16);
 }
@@ -215,10 +200,7 @@ async fn invalid_dataset_names_are_refused_before_any_io() {
     let dir = tempfile::tempdir().unwrap();
     let (c, _) = open(dir.path());
     for bad in ["../x", "", "Has Space"] {
-        let err = c
-            .ingest_body(bad, b"{}", Encoding::Identity, BodyFormat::Auto)
-            .await
-            .unwrap_err();
+        let err = send(&c, bad, b"{}").await.unwrap_err();
         assert_eq!(err.status(), axum::http::StatusCode::BAD_REQUEST, "{bad}");
     }
     let made: Vec<_> = std::fs::read_dir(dir.path())
@@ -250,9 +232,7 @@ async fn a_torn_tail_is_truncated_so_a_later_start_does_not_call_it_corrupt() {
     // of the log" once a newer segment existed, and its events were quarantined away.
     let dir = tempfile::tempdir().unwrap();
     let (c, _) = open(dir.path());
-    c.ingest_body("api", &ndjson(0, 30), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "api", &ndjson(0, 30)).await.unwrap();
     c.abandon().await;
     drop(c);
     let wal_dir = dir.path().join("api/_wal");
@@ -291,9 +271,7 @@ async fn a_flush_that_fails_after_its_commit_record_is_finished_not_repeated() {
         "{\"timestamp\": \"2026-11-23T23:30:00Z\", \"k\": 1}\n",
         "{\"timestamp\": \"2026-11-24T00:30:00Z\", \"k\": 2}\n",
     );
-    c.ingest_body("api", body.as_bytes(), Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "api", body.as_bytes()).await.unwrap();
     // A file where the second date's directory must go: its rename fails after the first
     // partition's file was published.
     let blocker = dir.path().join("api/date=2026-11-24");
@@ -323,20 +301,13 @@ async fn new_datasets_past_the_limit_are_refused() {
     };
     let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
     for ds in ["a", "b"] {
-        c.ingest_body(ds, b"{}", Encoding::Identity, BodyFormat::Auto)
-            .await
-            .unwrap();
+        send(&c, ds, b"{}").await.unwrap();
     }
-    let err = c
-        .ingest_body("c", b"{}", Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap_err();
+    let err = send(&c, "c", b"{}").await.unwrap_err();
     assert_eq!(err.status(), axum::http::StatusCode::FORBIDDEN);
     assert!(err.to_string().contains("max_datasets"), "{err}");
     // existing datasets still take events
-    c.ingest_body("a", b"{}", Encoding::Identity, BodyFormat::Auto)
-        .await
-        .unwrap();
+    send(&c, "a", b"{}").await.unwrap();
     c.shutdown().await;
 }
 
