@@ -23,7 +23,7 @@ async fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
 
     let mut kills_after_a_publish = 0;
     for cycle in 0..CYCLES {
-        let files_before = published_files(&data.join("kill"));
+        let files_before = published_files(&data, "kill");
         let server = ServerProcess::start(&data, Some(CONFIG));
         let url = server.url("/v1/events/kill");
         let acked_this_cycle = Arc::new(AtomicU64::new(0));
@@ -80,7 +80,7 @@ async fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
         // so a replay that ignored what was already published would store events twice. The
         // senders keep sending meanwhile, so requests are in flight at the kill.
         for _ in 0..2_000 {
-            if published_files(&data.join("kill")) > files_before {
+            if published_files(&data, "kill") > files_before {
                 kills_after_a_publish += 1;
                 break;
             }

@@ -145,24 +145,12 @@ pub(crate) async fn poll_sql(
     panic!("condition not reached for {query}; last rows {last:?}");
 }
 
-/// The Parquet files published in a dataset directory (`date=*/hour=*/*.parquet`).
-pub(crate) fn published_files(dataset_dir: &Path) -> usize {
-    let mut n = 0;
-    let Ok(dates) = std::fs::read_dir(dataset_dir) else {
-        return 0;
-    };
-    for d in dates
-        .flatten()
-        .filter(|d| d.file_name().to_string_lossy().starts_with("date="))
-    {
-        for h in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            n += std::fs::read_dir(h.path())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|f| f.path().extension().is_some_and(|e| e == "parquet"))
-                .count();
-        }
-    }
-    n
+/// How many Parquet files the dataset has published, as the store lists them.
+pub(crate) fn published_files(data_dir: &Path, dataset: &str) -> usize {
+    let name = loupe_store::DatasetName::new(dataset).unwrap();
+    loupe_store::Store::new(data_dir)
+        .dataset(&name)
+        .parquet_files()
+        .unwrap()
+        .len()
 }
