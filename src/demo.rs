@@ -28,8 +28,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         bail!("--events must be at least {}", 2 * BATCH_EVENTS);
     }
     let started = Instant::now();
-    let tmp = tempfile_dir()?;
-    let data_dir = tmp.join("data");
+    // Removed on drop, error paths included, unless --keep.
+    let tmp = tempfile::Builder::new()
+        .prefix("loupe-demo-")
+        .tempdir()
+        .context("creating the demo's directory")?;
+    let data_dir = tmp.path().join("data");
     let server = Server::start(
         &data_dir,
         "127.0.0.1:0".parse()?,
@@ -194,13 +198,14 @@ FROM {DATASET} GROUP BY 1 ORDER BY 1"#
 
     server.stop().await?;
     if args.keep {
+        let _ = tmp.keep();
         println!(
             "Kept the data directory: {}  (try: loupe sql --data-dir {} 'SELECT * FROM {DATASET} LIMIT 3')",
             data_dir.display(),
             data_dir.display()
         );
     } else {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
+        tmp.close().context("removing the demo's directory")?;
     }
     println!("Done in {:.1} s.", started.elapsed().as_secs_f64());
     Ok(())
@@ -383,17 +388,4 @@ fn first_f64(out: &loupe_query::QueryOutput) -> anyhow::Result<f64> {
     use datafusion::arrow::datatypes::Float64Type;
     let b = out.batches.first().context("empty answer")?;
     Ok(b.column(0).as_primitive::<Float64Type>().value(0))
-}
-
-/// A fresh directory for the demo under the system's temporary directory.
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "loupe-demo-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros())
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
 }
