@@ -49,14 +49,18 @@ pub enum BodyFormat {
 
 /// Decodes one JSON object into a flat event.
 pub fn decode_event(bytes: &[u8], limits: &Limits) -> Result<Event, EventError> {
+    parse_one(bytes, limits).unwrap_or_else(|e| Err(json_error(&e, None)))
+}
+
+/// One JSON document that must be exactly one value: `Err` for syntax, `Ok(Err)` for content.
+fn parse_one(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Result<Event, EventError>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let result = EventSeed { limits }
-        .deserialize(&mut de)
-        .and_then(|r| de.end().map(|()| r));
-    match result {
-        Ok(r) => r,
-        Err(e) => Err(json_error(&e, None)),
-    }
+    let r = EventSeed { limits }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(r)
 }
 
 /// Decodes a request body into events, each one decoded or rejected on its own.
@@ -110,11 +114,7 @@ pub fn for_each_event(
                 limit: limits.max_events_per_request,
             });
         }
-        let mut de = serde_json::Deserializer::from_slice(line);
-        let r = EventSeed { limits }
-            .deserialize(&mut de)
-            .and_then(|r| de.end().map(|()| r));
-        f(r.unwrap_or_else(|e| Err(json_error(&e, Some(i + 1)))));
+        f(parse_one(line, limits).unwrap_or_else(|e| Err(json_error(&e, Some(i + 1)))));
         n += 1;
     }
     Ok(n)
