@@ -75,7 +75,9 @@ mod tests {
     fn kept_fraction_matches_the_rate_even_for_sequential_ids() {
         let n = 200_000u32;
         for rate in [2.0, 10.0, 100.0, 3.5] {
-            let kept = (0..n).filter(|i| keep(format!("{i:032x}").as_bytes(), rate)).count();
+            let kept = (0..n)
+                .filter(|i| keep(format!("{i:032x}").as_bytes(), rate))
+                .count();
             let expected = f64::from(n) / rate;
             // Binomial standard deviation; 5 sigma.
             let sd = (expected * (1.0 - 1.0 / rate)).sqrt();

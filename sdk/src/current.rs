@@ -39,6 +39,22 @@ pub fn add_field(name: impl Into<Cow<'static, str>>, value: impl Into<Value>) ->
     with_state(&Span::current(), move |s| lock(&s.fold).push(name, value)).is_some()
 }
 
+/// [`add_field`] for many fields at once, under one lookup and one lock: for code that has a
+/// record at hand (a replayed or imported event, a struct flattened into fields).
+pub fn add_fields<N, V>(fields: impl IntoIterator<Item = (N, V)>) -> bool
+where
+    N: Into<Cow<'static, str>>,
+    V: Into<Value>,
+{
+    with_state(&Span::current(), move |s| {
+        let mut fold = lock(&s.fold);
+        for (n, v) in fields {
+            fold.push(n.into(), v.into());
+        }
+    })
+    .is_some()
+}
+
 /// The trace context an outgoing request should carry: this trace, and as parent the span whose
 /// event the callee's event should point at. `None` outside a unit of work.
 pub fn current_trace_context() -> Option<TraceContext> {

@@ -8,7 +8,7 @@ use tracing_subscriber::prelude::*;
 
 use crate::{
     Exporter, LoupeLayer, LoupeLayerBuilder, TraceContext, WideEvent, WriterExporter, add_field,
-    continue_trace, current_trace_context,
+    add_fields, continue_trace, current_trace_context,
 };
 
 #[derive(Clone, Default)]
@@ -196,6 +196,10 @@ fn add_field_reaches_the_root_from_any_depth_and_wins_over_filled_in_values() {
         let _b = tracing::info_span!("b").entered();
         assert!(add_field("user.plan", "pro"));
         assert!(add_field("timestamp", "2026-01-02T03:04:05Z"));
+        assert!(add_fields([
+            ("a.x", Value::Int(1)),
+            ("a.y", Value::from("z"))
+        ]));
     });
     assert!(
         !outside,
@@ -209,6 +213,8 @@ fn add_field_reaches_the_root_from_any_depth_and_wins_over_filled_in_values() {
     );
     assert_eq!(e.get("timestamp"), Some(&s("2026-01-02T03:04:05Z")));
     assert_eq!(e.get("not.in.a.request"), None);
+    assert_eq!(e.get("a.x"), Some(&Value::Int(1)));
+    assert_eq!(e.get("a.y"), Some(&s("z")));
 }
 
 #[test]

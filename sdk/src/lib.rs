@@ -79,8 +79,8 @@ mod wide_event;
 pub use client::TracePropagation;
 pub use context::{TRACEPARENT, TRACESTATE, TraceContext};
 pub use current::{
-    add_field, continue_trace, current_trace_context, extract_trace_context, inject_trace_context,
-    trace_context_of,
+    add_field, add_fields, continue_trace, current_trace_context, extract_trace_context,
+    inject_trace_context, trace_context_of,
 };
 pub use export::{DROPPED_COUNT_FIELD, DROPPED_EVENT_NAME, ExporterError};
 pub use export::{

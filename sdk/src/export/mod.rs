@@ -5,6 +5,8 @@
 //! NDJSON to stdout or any writer, synchronously, for local use and tests.
 
 mod http;
+#[cfg(test)]
+mod http_tests;
 mod retry;
 mod writer;
 
