@@ -4,4 +4,5 @@
 mod demo;
 mod durability;
 mod http_api;
+mod sdk;
 mod support;
