@@ -1,5 +1,6 @@
-//! `loupe demo`: a fresh directory, an embedded server, a simulated service with an incident
-//! driven through it over HTTP, and what loupe shows of it at this stage of the project.
+//! `loupe demo`: a fresh directory, an embedded server, simulated services instrumented with the
+//! loupe SDK sending their traffic (with an incident in it) over HTTP, and what loupe shows of it
+//! at this stage of the project.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -10,13 +11,16 @@ use anyhow::{Context, bail};
 use loupe_bench::{CAUSE_FIELDS, DEFAULT_START_US, Effect, Generator, Incident, WorkloadConfig};
 use loupe_collector::CollectorConfig;
 use loupe_query::QueryEngine;
+use tracing_subscriber::prelude::*;
 
 use crate::cli::DemoArgs;
 use crate::serve::Server;
 
 const DATASET: &str = "shop";
 const BATCH_EVENTS: usize = 1_000;
-const SENDERS: usize = 4;
+/// Simulated service instances, each with its own SDK exporter.
+const SERVICES: usize = 4;
+const QUEUE_EVENTS: usize = 20_000;
 /// The simulated traffic spans two hours; the incident is 20 minutes in the middle.
 const SPAN_S: f64 = 2.0 * 3600.0;
 const INCIDENT_START_S: i64 = 50 * 60;
@@ -68,19 +72,32 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!();
 
     // 1. Ingest over HTTP.
-    let (generator, ingest) = send_traffic(&base, config, args.events).await?;
+    let traffic_base = base.clone();
+    let (generator, ingest) =
+        tokio::task::spawn_blocking(move || send_traffic(&traffic_base, config, args.events))
+            .await??;
     let truth = generator.truth().clone();
     let secs = ingest.elapsed.as_secs_f64();
+    let sent = ingest.stats.sent;
     println!(
-        "1. Ingest: POST {base}/v1/events/{DATASET}, NDJSON batches of {BATCH_EVENTS}, {SENDERS} senders"
+        "1. Ingest: {SERVICES} simulated services instrumented with the loupe SDK (a tracing layer), one wide"
+    );
+    println!(
+        "   event per request, batched ({BATCH_EVENTS}), zstd-compressed and POSTed to {base}/v1/events/{DATASET}"
     );
     println!(
         "   {} events ({:.0} MB of JSON) acknowledged in {:.1} s: {:.0} events/s, {:.1} MB/s.",
-        ingest.accepted,
+        sent,
         ingest.json_bytes as f64 / 1e6,
         secs,
-        ingest.accepted as f64 / secs,
+        sent as f64 / secs,
         ingest.json_bytes as f64 / 1e6 / secs
+    );
+    println!(
+        "   The SDK's own count: {} sent, {} refused, {} dropped.",
+        sent,
+        ingest.stats.rejected,
+        ingest.stats.dropped_queue_full + ingest.stats.dropped_failed
     );
     println!("   Each answer came after its events were in the write-ahead log and fsynced.");
     let bad = send_bad_batch(&base).await?;
@@ -110,7 +127,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "   {:.1} MB on disk, {:.0} bytes per event: {:.1}x smaller than the JSON. {nfields} columns in the merged schema.",
         disk as f64 / 1e6,
-        disk as f64 / ingest.accepted as f64,
+        disk as f64 / sent as f64,
         ingest.json_bytes as f64 / disk as f64
     );
     println!();
@@ -212,72 +229,84 @@ FROM {DATASET} GROUP BY 1 ORDER BY 1"#
 }
 
 struct Ingested {
-    accepted: u64,
+    stats: loupe_sdk::ExportStats,
     json_bytes: u64,
     elapsed: Duration,
 }
 
-/// Generates the traffic on one task and sends it from [`SENDERS`] others, each batch a request.
-async fn send_traffic(
+/// Generates the traffic on one thread and replays it through [`SERVICES`] simulated service
+/// instances, each a thread instrumented the way a real service is: a `tracing` subscriber with
+/// the loupe SDK's layer, whose exporter batches, compresses and POSTs to the collector. Each
+/// generated event is one request: a root span whose fields are the event's, added with
+/// `loupe_sdk::add_fields` (recorded fields win over the SDK's own timestamp and trace ids, so
+/// the simulated clock and trace tree survive).
+fn send_traffic(
     base: &str,
     config: WorkloadConfig,
     events: usize,
 ) -> anyhow::Result<(Generator, Ingested)> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SENDERS * 2);
-    let producer = tokio::task::spawn_blocking(move || {
-        let mut generator = Generator::new(config);
-        let mut left = events;
-        while left > 0 {
-            let n = left.min(BATCH_EVENTS);
-            let mut body = Vec::with_capacity(n * 1700);
-            generator.write_ndjson(n, &mut body);
-            if tx.blocking_send(body).is_err() {
-                break;
-            }
-            left -= n;
-        }
-        generator
-    });
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let url = format!("{base}/v1/events/{DATASET}");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<loupe_event::Event>>(SERVICES * 2);
+    let rx = Arc::new(std::sync::Mutex::new(rx));
+    let json_bytes = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
-    let mut senders = Vec::new();
-    for _ in 0..SENDERS {
-        let (rx, accepted, bytes, url) = (rx.clone(), accepted.clone(), bytes.clone(), url.clone());
-        senders.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            loop {
-                let Some(body) = rx.lock().await.recv().await else {
-                    return Ok::<_, anyhow::Error>(());
-                };
-                let len = body.len() as u64;
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "application/x-ndjson")
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = resp.status();
-                let answer: serde_json::Value = resp.json().await?;
-                if !status.is_success() {
-                    bail!("ingest answered {status}: {answer}");
+    let mut services = Vec::new();
+    for _ in 0..SERVICES {
+        let (exporter, guard) = loupe_sdk::HttpExporter::builder(base, DATASET)
+            .service("loupe-demo")
+            .queue_capacity(QUEUE_EVENTS)
+            .batch_max_events(BATCH_EVENTS)
+            .build()?;
+        let layer = loupe_sdk::LoupeLayer::builder("loupe-demo").build(exporter.clone());
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let (rx, json_bytes) = (rx.clone(), json_bytes.clone());
+        services.push(std::thread::spawn(move || {
+            let _default = tracing::subscriber::set_default(subscriber);
+            // One chunk at a time; the lock is held only while waiting for the next.
+            let next = || rx.lock().ok()?.recv().ok();
+            while let Some(chunk) = next() {
+                for event in chunk {
+                    // The demo must not lose events, and the exporter (rightly) never waits:
+                    // the simulated service slows down instead while the queue is half full.
+                    while exporter.stats().pending > QUEUE_EVENTS as u64 / 2 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    json_bytes.fetch_add(event.to_json().len() as u64 + 1, Ordering::Relaxed);
+                    let request = tracing::info_span!("request");
+                    let _in = request.enter();
+                    loupe_sdk::add_fields(event);
                 }
-                accepted.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
-                bytes.fetch_add(len, Ordering::Relaxed);
             }
+            // Dropping the guard delivers what is queued.
+            drop(guard);
+            exporter.stats()
         }));
     }
-    for s in senders {
-        s.await??;
+    let mut generator = Generator::new(config);
+    let mut left = events;
+    while left > 0 {
+        let n = left.min(BATCH_EVENTS);
+        let chunk = (0..n).map(|_| generator.next_event()).collect();
+        if tx.send(chunk).is_err() {
+            break;
+        }
+        left -= n;
     }
-    let generator = producer.await?;
+    drop(tx);
+    let mut total = loupe_sdk::ExportStats::default();
+    for s in services {
+        let stats = s
+            .join()
+            .map_err(|_| anyhow::anyhow!("a simulated service panicked"))?;
+        total.sent += stats.sent;
+        total.rejected += stats.rejected;
+        total.dropped_queue_full += stats.dropped_queue_full;
+        total.dropped_failed += stats.dropped_failed;
+    }
     Ok((
         generator,
         Ingested {
-            accepted: accepted.load(Ordering::Relaxed),
-            json_bytes: bytes.load(Ordering::Relaxed),
+            stats: total,
+            json_bytes: json_bytes.load(Ordering::Relaxed),
             elapsed: start.elapsed(),
         },
     ))

@@ -19,6 +19,11 @@ fn demo_runs_end_to_end_and_reports_its_incident() {
     );
     // every event it generated was acknowledged, and the broken batch was reported per event
     assert!(stdout.contains("6000 events ("), "{stdout}");
+    // ... and they came through the SDK's layer and exporter, none lost on the way
+    assert!(
+        stdout.contains("The SDK's own count: 6000 sent, 0 refused, 0 dropped."),
+        "{stdout}"
+    );
     assert!(stdout.contains("1 accepted, 2 rejected"), "{stdout}");
     assert!(
         stdout.contains("sample_rate must be a number >= 1"),
