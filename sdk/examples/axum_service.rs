@@ -2,7 +2,7 @@
 //! one middleware on the HTTP client.
 //!
 //! ```text
-//! loupe serve &                                   # the collector on 127.0.0.1:4080
+//! loupe serve &                                   # the collector on 127.0.0.1:4318
 //! cargo run -p loupe-sdk --features axum --example axum_service -- stock 127.0.0.1:8003
 //! cargo run -p loupe-sdk --features axum --example axum_service -- checkout 127.0.0.1:8001 http://127.0.0.1:8003
 //! curl 127.0.0.1:8001/work/42
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing_subscriber::registry().with(layer).init();
         None
     } else {
-        let url = std::env::var("LOUPE_URL").unwrap_or_else(|_| "http://127.0.0.1:4080".into());
+        let url = std::env::var("LOUPE_URL").unwrap_or_else(|_| "http://127.0.0.1:4318".into());
         let (exporter, guard) = loupe_sdk::HttpExporter::builder(url, "shop")
             .service(service.clone())
             .build()?;

@@ -21,7 +21,7 @@ use crate::wide_event::{FieldName, WideEvent};
 ///
 /// ```no_run
 /// use tracing_subscriber::prelude::*;
-/// let (exporter, _guard) = loupe_sdk::HttpExporter::builder("http://127.0.0.1:4080", "api")
+/// let (exporter, _guard) = loupe_sdk::HttpExporter::builder("http://127.0.0.1:4318", "api")
 ///     .build()
 ///     .unwrap();
 /// tracing_subscriber::registry()

@@ -8,7 +8,7 @@
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
 //!
-//! let (exporter, _guard) = loupe_sdk::HttpExporter::builder("http://127.0.0.1:4080", "api")
+//! let (exporter, _guard) = loupe_sdk::HttpExporter::builder("http://127.0.0.1:4318", "api")
 //!     .service("checkout")
 //!     .build()
 //!     .expect("exporter");

@@ -107,7 +107,7 @@ enum Control {
 }
 
 impl HttpExporter {
-    /// Sends to `base_url` (`http://collector:4080`) into `dataset`.
+    /// Sends to `base_url` (`http://collector:4318`) into `dataset`.
     pub fn builder(base_url: impl Into<String>, dataset: impl Into<String>) -> HttpExporterBuilder {
         HttpExporterBuilder {
             base_url: base_url.into(),
