@@ -6,6 +6,8 @@
 //! 11 spans, 40 fields. The same function runs under each subscriber, in one criterion group, so
 //! the times are ratios within one run:
 //!
+//! - `registry_only`: `tracing_subscriber::registry()` with no layer: the floor, what `tracing`'s
+//!   own span bookkeeping costs before any layer runs (the next three are all layers on it).
 //! - `loupe`: [`loupe_sdk::LoupeLayer`] with a [`loupe_sdk::WriterExporter`] into
 //!   `io::sink()`: the request is folded into one wide event and serialised to JSON on the
 //!   request's thread, the whole cost.
@@ -67,7 +69,7 @@ const ROOT_FIELDS: usize = 20;
 const CHILD_SPANS: usize = 10;
 const FIELDS_PER_CHILD: usize = 2;
 const FIELDS: usize = ROOT_FIELDS + CHILD_SPANS * FIELDS_PER_CHILD;
-/// Requests averaged for the in-flight memory figures, after as many again to warm up.
+/// Requests measured for the in-flight memory figures, after as many again to warm up.
 const MEMORY_REQUESTS: u64 = 1000;
 
 const METHODS: [&str; 4] = ["GET", "GET", "POST", "PUT"];
@@ -175,6 +177,11 @@ fn otel_provider(exporter: DiscardSpans) -> SdkTracerProvider {
     SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(exporter).build())
         .build()
+}
+
+/// No layer at all: the span bookkeeping every layered subscriber pays before its layers run.
+fn registry_only() -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry())
 }
 
 fn loupe() -> Dispatch {
@@ -285,9 +292,9 @@ fn check_request_shape() {
     );
 }
 
-/// Under `dispatch`, averaged over [`MEMORY_REQUESTS`] after as many to warm up: the bytes
+/// Under `dispatch`, over [`MEMORY_REQUESTS`] after as many to warm up: the median bytes
 /// allocated minus deallocated from just before the root span is created to just after its last
-/// child closed, and the allocations of the whole request. `between` runs after each request,
+/// child closed, and the mean allocations of the whole request. `between` runs after each request,
 /// outside both; `flush_in_window`, if any, inside the window just before it is read.
 fn in_flight(
     dispatch: &Dispatch,
@@ -299,7 +306,9 @@ fn in_flight(
             request(i);
             between();
         }
-        let mut held: i64 = 0;
+        // Per request, then the median: a one-off (a slab page, a lazily built table) lands in
+        // one request's window and would skew a mean.
+        let mut held: Vec<i64> = Vec::with_capacity(MEMORY_REQUESTS as usize);
         let mut allocations: u64 = 0;
         for i in 0..MEMORY_REQUESTS {
             let whole = Region::new(GLOBAL);
@@ -309,13 +318,14 @@ fn in_flight(
                     flush();
                 }
                 let c = window.change();
-                held += c.bytes_allocated as i64 - c.bytes_deallocated as i64;
+                held.push(c.bytes_allocated as i64 - c.bytes_deallocated as i64);
             });
             allocations += whole.change().allocations as u64;
             between();
         }
+        held.sort_unstable();
         (
-            held as f64 / MEMORY_REQUESTS as f64,
+            held[held.len() / 2] as f64,
             allocations as f64 / MEMORY_REQUESTS as f64,
         )
     })
@@ -328,6 +338,7 @@ fn in_flight_memory(_: &mut Criterion) {
     let mut allocs = Vec::new();
     for (name, dispatch) in [
         ("loupe", loupe()),
+        ("registry_only", registry_only()),
         ("loupe_fold_only", loupe_fold_only()),
         ("fmt_json", fmt_json()),
     ] {
@@ -346,7 +357,7 @@ fn in_flight_memory(_: &mut Criterion) {
     drop(dispatch);
     provider.shutdown().expect("shutdown");
     println!(
-        "in-flight bytes per request ({MEMORY_REQUESTS} requests, root open, {CHILD_SPANS} children closed): {}",
+        "in-flight bytes per request (median of {MEMORY_REQUESTS} requests, root open, {CHILD_SPANS} children closed): {}",
         held.join(", ")
     );
     println!(
@@ -376,6 +387,7 @@ fn sdk_overhead(c: &mut Criterion) {
         });
         i
     };
+    bench("registry_only", &registry_only());
     bench("loupe", &loupe());
     bench("loupe_fold_only", &loupe_fold_only());
     bench("fmt_json", &fmt_json());

@@ -79,22 +79,23 @@ impl Fold {
         }
     }
 
-    pub(crate) fn absorb(&mut self, rec: Recorded) {
+    pub(crate) fn absorb(&mut self, mut rec: Recorded) {
         if self.finished {
             return;
         }
-        self.fields.extend(rec.fields);
+        self.fields.append(&mut rec.fields);
         if let Some(e) = rec.error {
             self.fields
                 .push((Cow::Borrowed(reserved::ERROR), Value::Bool(e)));
         }
-        if let Some(m) = rec.error_message
+        if let Some(m) = rec.error_message.take()
             && !self.has_error_message
         {
             self.has_error_message = true;
             self.fields
                 .push((Cow::Borrowed(ERROR_MESSAGE), Value::Str(m)));
         }
+        rec.recycle();
     }
 
     pub(crate) fn add_span_time(&mut self, name: &'static str, ms: f64) {
@@ -133,6 +134,16 @@ pub(crate) struct Recorded {
     pub(crate) message: Option<String>,
 }
 
+impl Recorded {
+    /// Gives the (emptied) field list back for the next `record` on this thread.
+    pub(crate) fn recycle(mut self) {
+        self.fields.clear();
+        if self.fields.capacity() <= 256 {
+            SCRATCH.with(|s| s.set(std::mem::take(&mut self.fields)));
+        }
+    }
+}
+
 /// A `tracing` field visitor that records into [`Recorded`], namespacing names for child spans.
 ///
 /// It runs before the fold's lock is taken: `Debug` impls of recorded values are user code and
@@ -142,11 +153,23 @@ pub(crate) struct Recorder {
     pub(crate) rec: Recorded,
 }
 
+thread_local! {
+    // One field list per thread, reused by every `record` call: a request records a dozen times
+    // and each would otherwise allocate a list only to move its contents into the fold.
+    static SCRATCH: std::cell::Cell<Vec<(FieldName, Value)>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl Recorder {
     pub(crate) fn new(namespace: Option<&'static str>) -> Self {
+        // `take` leaves an empty list behind, so a nested record (a `Debug` impl that logs)
+        // simply gets a fresh one.
+        let fields = SCRATCH.with(|s| s.take());
         Recorder {
             namespace,
-            rec: Recorded::default(),
+            rec: Recorded {
+                fields,
+                ..Recorded::default()
+            },
         }
     }
 
@@ -154,7 +177,7 @@ impl Recorder {
         let f = field.name();
         match self.namespace {
             Some(ns) if !(f.starts_with(ns) && f[ns.len()..].starts_with('.')) => {
-                Cow::Owned(format!("{ns}.{f}"))
+                Cow::Borrowed(crate::names::dotted(ns, f))
             }
             _ => Cow::Borrowed(f),
         }

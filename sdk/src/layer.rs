@@ -14,6 +14,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::export::Exporter;
 use crate::fold::{Fold, Recorder};
 use crate::ids::{SpanId, TraceId};
+use crate::names::dotted;
 use crate::wide_event::{FieldName, WideEvent};
 
 /// Turns the root span of each unit of work into one wide event, folding in what its child
@@ -359,11 +360,9 @@ where
         }
         drop(fold);
         for (span_name, total, count) in spans {
-            auto.push((
-                Cow::Owned(format!("{span_name}.duration_ms")),
-                Value::Float(total),
-            ));
-            auto.push((Cow::Owned(format!("{span_name}.count")), Value::from(count)));
+            let (ms, n) = (dotted(span_name, "duration_ms"), dotted(span_name, "count"));
+            auto.push((Cow::Borrowed(ms), Value::Float(total)));
+            auto.push((Cow::Borrowed(n), Value::from(count)));
         }
         self.config.exporter.export(WideEvent { auto, fields });
     }

@@ -73,6 +73,7 @@ mod ids;
 mod layer;
 #[cfg(test)]
 mod layer_tests;
+mod names;
 mod server;
 mod wide_event;
 

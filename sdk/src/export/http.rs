@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use loupe_event::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::Exporter;
@@ -102,7 +102,9 @@ struct Shared {
 }
 
 enum Control {
-    Flush(oneshot::Sender<()>),
+    /// Send everything queued, then answer (a std channel: the caller blocks on it, the worker
+    /// only sends).
+    Flush(std::sync::mpsc::Sender<()>),
     Shutdown,
 }
 
@@ -294,13 +296,9 @@ impl ExporterGuard {
     /// Sends everything queued now and waits for it, up to `timeout`. Returns the stats after.
     /// Blocks the calling thread: call it from shutdown code, not from a request.
     pub fn flush(&self, timeout: Duration) -> ExportStats {
-        let (reply, wait) = oneshot::channel();
+        let (reply, wait) = std::sync::mpsc::channel();
         if self.ctl.send(Control::Flush(reply)).is_ok() {
-            let (done_tx, done_rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = done_tx.send(wait.blocking_recv().is_ok());
-            });
-            let _ = done_rx.recv_timeout(timeout);
+            let _ = wait.recv_timeout(timeout);
         }
         self.shared.stats()
     }
