@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -247,7 +246,6 @@ fn send_traffic(
 ) -> anyhow::Result<(Generator, Ingested)> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<loupe_event::Event>>(SERVICES * 2);
     let rx = Arc::new(std::sync::Mutex::new(rx));
-    let json_bytes = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut services = Vec::new();
     for _ in 0..SERVICES {
@@ -258,7 +256,7 @@ fn send_traffic(
             .build()?;
         let layer = loupe_sdk::LoupeLayer::builder("loupe-demo").build(exporter.clone());
         let subscriber = tracing_subscriber::registry().with(layer);
-        let (rx, json_bytes) = (rx.clone(), json_bytes.clone());
+        let rx = rx.clone();
         services.push(std::thread::spawn(move || {
             let _default = tracing::subscriber::set_default(subscriber);
             // One chunk at a time; the lock is held only while waiting for the next.
@@ -270,7 +268,6 @@ fn send_traffic(
                     while exporter.stats().pending > QUEUE_EVENTS as u64 / 2 {
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    json_bytes.fetch_add(event.to_json().len() as u64 + 1, Ordering::Relaxed);
                     let request = tracing::info_span!("request");
                     let _in = request.enter();
                     loupe_sdk::add_fields(event);
@@ -301,12 +298,13 @@ fn send_traffic(
         total.rejected += stats.rejected;
         total.dropped_queue_full += stats.dropped_queue_full;
         total.dropped_failed += stats.dropped_failed;
+        total.sent_bytes += stats.sent_bytes;
     }
     Ok((
         generator,
         Ingested {
             stats: total,
-            json_bytes: json_bytes.load(Ordering::Relaxed),
+            json_bytes: total.sent_bytes,
             elapsed: start.elapsed(),
         },
     ))

@@ -89,12 +89,15 @@ pub struct ExportStats {
     pub dropped_failed: u64,
     /// In the queue or in a request being sent.
     pub pending: u64,
+    /// NDJSON bytes of the batches the collector answered, before compression.
+    pub sent_bytes: u64,
 }
 
 #[derive(Default)]
 struct Shared {
     enqueued: AtomicU64,
     sent: AtomicU64,
+    sent_bytes: AtomicU64,
     rejected: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_failed: AtomicU64,
@@ -149,6 +152,7 @@ impl Shared {
             dropped_queue_full: self.dropped_queue_full.load(Ordering::Acquire),
             dropped_failed,
             pending: enqueued.saturating_sub(sent + rejected + dropped_failed),
+            sent_bytes: self.sent_bytes.load(Ordering::Acquire),
         }
     }
 
@@ -415,6 +419,7 @@ impl Worker {
             ev.write_json(&mut body);
             body.push(b'\n');
         }
+        let event_bytes = body.len() as u64;
         let dropped = self.shared.dropped_queue_full.load(Ordering::Acquire)
             + self.shared.dropped_failed.load(Ordering::Acquire);
         let report = dropped.saturating_sub(self.dropped_reported);
@@ -436,6 +441,9 @@ impl Worker {
         loop {
             match self.attempt(reqwest::Body::from(body.clone()), n).await {
                 Attempt::Done => {
+                    self.shared
+                        .sent_bytes
+                        .fetch_add(event_bytes, Ordering::AcqRel);
                     if report > 0 {
                         self.dropped_reported += report;
                     }

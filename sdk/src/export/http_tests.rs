@@ -174,6 +174,10 @@ fn delivers_every_event_in_compressed_authenticated_batches() {
     let stats = guard.flush(Duration::from_secs(10));
     assert_eq!(stats.sent, 1200);
     assert_eq!(stats.pending, 0);
+    let json: usize = (0..1200)
+        .map(|i| event(i).to_event().to_json().len() + 1)
+        .sum();
+    assert_eq!(stats.sent_bytes, json as u64);
     let mut seen: Vec<i64> = fake
         .all_events()
         .iter()
