@@ -63,7 +63,10 @@ impl LoupeLayerBuilder {
     /// Keeps 1 in `rate` traces (fractional rates allowed) and records `sample_rate = rate` on
     /// what it keeps. The decision is the consistent one of `loupe-sampling`: a function of the
     /// trace id, so services at the same rate keep the same traces whole. A rate at or below 1
-    /// keeps everything (the default).
+    /// keeps everything (the default). The caller's `sampled` flag is not consulted: each service
+    /// decides from the trace id alone, and writes its decision into the flag it passes on. So a
+    /// trace kept at rate 10 by the first service and at rate 10 by the second stands for 10
+    /// traces at both, not 100: consistent decisions nest instead of multiplying.
     pub fn head_sample_rate(mut self, rate: f64) -> Self {
         self.head_sample_rate = if rate.is_finite() { rate.max(1.0) } else { 1.0 };
         self

@@ -30,6 +30,8 @@ pub const DROPPED_COUNT_FIELD: &str = "loupe.dropped_events";
 pub enum ExporterError {
     #[error("collector URL {0:?} is not an http:// or https:// URL")]
     BadUrl(String),
+    #[error("collector URL {0:?} needs TLS: enable loupe-sdk's `tls` feature")]
+    NoTls(String),
     #[error("dataset name {0:?} is invalid: use 1-64 characters from a-z, 0-9, '_' and '-'")]
     BadDataset(String),
     #[error("{0} must be greater than zero")]
@@ -228,6 +230,9 @@ impl HttpExporterBuilder {
         let base = self.base_url.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ExporterError::BadUrl(self.base_url));
+        }
+        if base.starts_with("https://") && !cfg!(feature = "tls") {
+            return Err(ExporterError::NoTls(self.base_url));
         }
         let valid_dataset = !self.dataset.is_empty()
             && self.dataset.len() <= 64

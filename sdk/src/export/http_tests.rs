@@ -337,6 +337,9 @@ fn dropping_the_guard_delivers_what_is_queued() {
 fn bad_settings_are_refused_by_name() {
     let e = |b: HttpExporterBuilder| b.build().err().map(|e| e.to_string()).unwrap_or_default();
     assert!(e(HttpExporter::builder("ftp://x", "d")).contains("ftp://x"));
+    if !cfg!(feature = "tls") {
+        assert!(e(HttpExporter::builder("https://x", "d")).contains("`tls` feature"));
+    }
     assert!(e(HttpExporter::builder("http://x", "../etc")).contains("../etc"));
     assert!(e(HttpExporter::builder("http://x", "d").queue_capacity(0)).contains("queue_capacity"));
 }
