@@ -38,6 +38,18 @@ pub(crate) struct ServeArgs {
     /// HTTP listen address for ingest, SQL and (later) OTLP [default: 127.0.0.1:4318]
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<SocketAddr>,
+    /// A key for everything (ingest and query), besides any [[keys]] in the config file.
+    /// Clients send it as `Authorization: Bearer <key>` or `X-Honeycomb-Team: <key>`.
+    #[arg(
+        long,
+        env = "LOUPE_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
+    /// Listen on a non-loopback address without any API key (only on a trusted network).
+    #[arg(long)]
+    pub(crate) insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

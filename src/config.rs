@@ -32,6 +32,9 @@ pub(crate) struct Config {
     pub(crate) http: SocketAddr,
     #[serde(default)]
     pub(crate) collector: CollectorConfig,
+    /// API keys (see `auth`); none means open, and loopback only unless `--insecure`.
+    #[serde(default)]
+    pub(crate) keys: Vec<crate::auth::KeyConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -48,6 +51,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             http: default_http(),
             collector: CollectorConfig::default(),
+            keys: Vec::new(),
         }
     }
 }

@@ -41,6 +41,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &data_dir,
         "127.0.0.1:0".parse()?,
         CollectorConfig::default(),
+        crate::auth::Keys::default(),
     )
     .await?;
     let base = format!("http://{}", server.addr);

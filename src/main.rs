@@ -1,11 +1,13 @@
 //! The `loupe` command: parses arguments and wires the crates together. Nothing else lives here.
 
+mod auth;
 mod cli;
 mod config;
 mod demo;
 mod serve;
 mod sql;
 
+use anyhow::bail;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -37,9 +39,20 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             if let Some(h) = args.http {
                 config.http = h;
             }
+            let keys = auth::Keys::new(&config.keys, args.api_key.as_deref(), |v| {
+                std::env::var(v).ok()
+            })?;
+            if keys.is_empty() && !config.http.ip().is_loopback() && !args.insecure {
+                bail!(
+                    "refusing to listen on {} without an API key: anyone who can reach it could write and \
+                     read every dataset. Set --api-key (or [[keys]] in the config file), or pass --insecure \
+                     on a trusted network",
+                    config.http
+                );
+            }
             let stop = serve::shutdown_signal()?;
             let server =
-                serve::Server::start(&config.data_dir, config.http, config.collector).await?;
+                serve::Server::start(&config.data_dir, config.http, config.collector, keys).await?;
             // Tests and scripts read this line to learn the port (with --http 127.0.0.1:0).
             println!(
                 "loupe listening on http://{} (data: {})",

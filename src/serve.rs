@@ -5,10 +5,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use loupe_collector::{Collector, CollectorConfig};
 use loupe_query::QueryEngine;
 use tokio::net::TcpListener;
+
+use crate::auth::{self, Keys};
 
 /// A running server.
 pub(crate) struct Server {
@@ -19,12 +22,17 @@ pub(crate) struct Server {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// The routes of one loupe process.
-pub(crate) fn app(collector: Collector, engine: QueryEngine) -> Router {
+/// The routes of one loupe process: ingest behind ingest keys, queries behind query keys,
+/// `/healthz` open.
+pub(crate) fn app(collector: Collector, engine: QueryEngine, keys: Keys) -> Router {
+    let ingest = loupe_collector::router(collector)
+        .route_layer(from_fn_with_state(keys.clone(), auth::require_ingest));
+    let query =
+        loupe_query::router(engine).route_layer(from_fn_with_state(keys, auth::require_query));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .merge(loupe_collector::router(collector))
-        .merge(loupe_query::router(engine))
+        .merge(ingest)
+        .merge(query)
 }
 
 impl Server {
@@ -33,6 +41,7 @@ impl Server {
         data_dir: &Path,
         http: SocketAddr,
         config: CollectorConfig,
+        keys: Keys,
     ) -> anyhow::Result<Server> {
         let dir = data_dir.to_path_buf();
         let collector = tokio::task::spawn_blocking(move || Collector::open(&dir, config))
@@ -45,7 +54,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let flusher = collector.spawn_background_flush();
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = app(collector.clone(), engine);
+        let app = app(collector.clone(), engine, keys);
         let c = collector.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

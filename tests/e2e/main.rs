@@ -1,6 +1,7 @@
 //! End-to-end tests: the `loupe` binary and the crates together. One test binary; one module per
 //! area; every test has its own temporary directory and server.
 
+mod auth;
 mod demo;
 mod durability;
 mod http_api;

@@ -17,6 +17,16 @@ impl ServerProcess {
     /// Starts `loupe serve` on `data_dir` and returns once it listens. The config file, if
     /// given, is written next to the data directory first.
     pub(crate) fn start(data_dir: &Path, config_toml: Option<&str>) -> ServerProcess {
+        Self::start_with(data_dir, config_toml, &[])
+    }
+
+    /// [`ServerProcess::start`] with more `serve` arguments (an `--http` among them replaces the
+    /// default loopback one).
+    pub(crate) fn start_with(
+        data_dir: &Path,
+        config_toml: Option<&str>,
+        args: &[&str],
+    ) -> ServerProcess {
         let mut cmd = Command::new(LOUPE);
         if let Some(toml) = config_toml {
             let path = data_dir.with_extension("toml");
@@ -27,8 +37,12 @@ impl ServerProcess {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .arg("--http")
-            .arg("127.0.0.1:0")
+            .args(if args.contains(&"--http") {
+                &[][..]
+            } else {
+                &["--http", "127.0.0.1:0"][..]
+            })
+            .args(args)
             .env("LOUPE_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
