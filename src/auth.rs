@@ -223,7 +223,8 @@ fn check(
         ));
     }
     if let Some(allowed) = &key.datasets {
-        let ok = dataset.is_some_and(|d| allowed.iter().any(|a| a == d));
+        // Honeycomb dataset slugs are case-insensitive (its doors lowercase them).
+        let ok = dataset.is_some_and(|d| allowed.iter().any(|a| a.eq_ignore_ascii_case(d)));
         if !ok {
             return Err(refuse(
                 StatusCode::FORBIDDEN,

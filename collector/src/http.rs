@@ -1,4 +1,5 @@
-//! The collector's HTTP doors. Today: the native `POST /v1/events/{dataset}`.
+//! The collector's HTTP doors: the native `POST /v1/events/{dataset}`, and the Honeycomb event
+//! API (`POST /1/events/{dataset}`, `POST /1/batch/{dataset}`; see [`crate::honeycomb`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,7 +12,8 @@ use serde_json::json;
 
 use crate::Collector;
 use crate::error::Error;
-use crate::ingest::{Encoding, format_from_content_type};
+use crate::honeycomb;
+use crate::ingest::{Encoding, EventStatus, decompress, format_from_content_type};
 
 /// Routes for ingest. Merge them into the server's router.
 pub fn router(collector: Collector) -> Router {
@@ -19,6 +21,8 @@ pub fn router(collector: Collector) -> Router {
     let limit = collector.config().limits.max_body_bytes;
     Router::new()
         .route("/v1/events/{dataset}", post(ingest_native))
+        .route("/1/events/{dataset}", post(ingest_honeycomb_event))
+        .route("/1/batch/{dataset}", post(ingest_honeycomb_batch))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(collector)
 }
@@ -60,6 +64,92 @@ async fn ingest_native(
             };
             (status, axum::Json(outcome)).into_response()
         }
+        Err(e) => error_response(&e),
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+}
+
+/// `POST /1/batch/{dataset}`: answers 200 with Honeycomb's per-event statuses (`202`, or `400`
+/// with the reason), in request order.
+async fn ingest_honeycomb_batch(
+    State(collector): State<Collector>,
+    Path(dataset): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let limits = collector.config().limits;
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_rejection(&rejection, limits.max_body_bytes),
+    };
+    let result = async {
+        let encoding = Encoding::from_header(header(&headers, header::CONTENT_ENCODING.as_str()))?;
+        let body = decompress(&body, encoding, limits.max_body_bytes)?;
+        let events = honeycomb::decode_batch(&body, &limits)?;
+        collector
+            .ingest_events(&honeycomb::dataset_name(&dataset), events)
+            .await
+    }
+    .await;
+    match result {
+        Ok(outcome) => {
+            let statuses: Vec<serde_json::Value> = outcome
+                .events
+                .iter()
+                .map(|s| match s {
+                    EventStatus::Accepted => json!({ "status": 202 }),
+                    EventStatus::Rejected { reason, .. } => {
+                        json!({ "status": 400, "error": reason })
+                    }
+                })
+                .collect();
+            axum::Json(statuses).into_response()
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// `POST /1/events/{dataset}`: one event; 200 with an empty body when it is stored, 400 with
+/// the reason when it is refused.
+async fn ingest_honeycomb_event(
+    State(collector): State<Collector>,
+    Path(dataset): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let limits = collector.config().limits;
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_rejection(&rejection, limits.max_body_bytes),
+    };
+    let result = async {
+        let encoding = Encoding::from_header(header(&headers, header::CONTENT_ENCODING.as_str()))?;
+        let body = decompress(&body, encoding, limits.max_body_bytes)?;
+        let event = honeycomb::single_event(
+            &body,
+            &limits,
+            header(&headers, honeycomb::EVENT_TIME_HEADER),
+            header(&headers, honeycomb::SAMPLERATE_HEADER),
+        );
+        collector
+            .ingest_events(&honeycomb::dataset_name(&dataset), [event])
+            .await
+    }
+    .await;
+    match result {
+        Ok(outcome) => match outcome.events.first() {
+            Some(EventStatus::Rejected { reason, .. }) => (
+                axum::http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": reason })),
+            )
+                .into_response(),
+            _ => axum::http::StatusCode::OK.into_response(),
+        },
         Err(e) => error_response(&e),
     }
 }

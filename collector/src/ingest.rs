@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use loupe_event::{BodyFormat, EventError, ValidEvent, for_each_event};
+use loupe_event::{BodyFormat, Event, EventError, Limits, ValidEvent, for_each_event};
 use loupe_store::DatasetName;
 use serde::Serialize;
 
@@ -25,7 +25,8 @@ impl Encoding {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
             None | Some("" | "identity") => Ok(Encoding::Identity),
             Some("gzip" | "x-gzip") => Ok(Encoding::Gzip),
-            Some("zstd") => Ok(Encoding::Zstd),
+            // Honeycomb's API documents "zst" as well.
+            Some("zstd" | "zst") => Ok(Encoding::Zstd),
             Some(other) => Err(Error::UnsupportedEncoding {
                 found: other.to_owned(),
             }),
@@ -126,28 +127,64 @@ impl Collector {
         let name = DatasetName::new(dataset).map_err(Error::InvalidDataset)?;
         let limits = self.config().limits;
         let body = decompress(body, encoding, limits.max_body_bytes)?;
-        let now = self.now_us();
-        let mut statuses = Vec::new();
-        let mut accepted: Vec<ValidEvent> = Vec::new();
+        let mut intake = Intake::new(limits, self.now_us());
         // Validate each event as it is parsed, while it is still in cache.
-        for_each_event(&body, format, &limits, |r| {
-            match r.and_then(|e| e.validate(&limits, now)) {
-                Ok(v) => {
-                    accepted.push(v);
-                    statuses.push(EventStatus::Accepted);
-                }
-                Err(e) => statuses.push(rejected(&e)),
+        for_each_event(&body, format, &limits, |r| intake.take(r))?;
+        intake.commit(self, name).await
+    }
+
+    /// Ingests events another door decoded (the Honeycomb API, OTLP): validated, (sampled) and
+    /// appended exactly like the native door's. Returns once every accepted event is durable.
+    pub async fn ingest_events(
+        &self,
+        dataset: &str,
+        events: impl IntoIterator<Item = std::result::Result<Event, EventError>>,
+    ) -> Result<IngestOutcome> {
+        let name = DatasetName::new(dataset).map_err(Error::InvalidDataset)?;
+        let mut intake = Intake::new(self.config().limits, self.now_us());
+        events.into_iter().for_each(|r| intake.take(r));
+        intake.commit(self, name).await
+    }
+}
+
+/// One request's events on their way in: each validated or refused on its own.
+struct Intake {
+    limits: Limits,
+    now_us: i64,
+    statuses: Vec<EventStatus>,
+    accepted: Vec<ValidEvent>,
+}
+
+impl Intake {
+    fn new(limits: Limits, now_us: i64) -> Self {
+        Intake {
+            limits,
+            now_us,
+            statuses: Vec::new(),
+            accepted: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, r: std::result::Result<Event, EventError>) {
+        match r.and_then(|e| e.validate(&self.limits, self.now_us)) {
+            Ok(v) => {
+                self.accepted.push(v);
+                self.statuses.push(EventStatus::Accepted);
             }
-        })?;
+            Err(e) => self.statuses.push(rejected(&e)),
+        }
+    }
+
+    async fn commit(self, collector: &Collector, name: DatasetName) -> Result<IngestOutcome> {
         // The sampling stage (loupe-sampling) goes here, between validation and the WAL, so
         // dropped events never cost a write; kept events will carry their weight.
-        let n = accepted.len();
-        self.append_durable(&name, accepted).await?;
+        let n = self.accepted.len();
+        collector.append_durable(&name, self.accepted).await?;
         Ok(IngestOutcome {
             dataset: name.to_string(),
             accepted: n,
-            rejected: statuses.len() - n,
-            events: statuses,
+            rejected: self.statuses.len() - n,
+            events: self.statuses,
         })
     }
 }

@@ -23,6 +23,7 @@ mod clock;
 mod config;
 mod dataset;
 mod error;
+pub mod honeycomb;
 mod http;
 mod ingest;
 mod wal;

@@ -4,6 +4,7 @@
 mod auth;
 mod demo;
 mod durability;
+mod honeycomb;
 mod http_api;
 mod sdk;
 mod support;

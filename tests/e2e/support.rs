@@ -11,6 +11,8 @@ pub(crate) const LOUPE: &str = env!("CARGO_BIN_EXE_loupe");
 pub(crate) struct ServerProcess {
     child: Child,
     pub(crate) base: String,
+    /// The `--api-key` it was started with, which [`poll_sql`] presents.
+    pub(crate) api_key: Option<String>,
 }
 
 impl ServerProcess {
@@ -59,9 +61,15 @@ impl ServerProcess {
             .and_then(|s| s.split_whitespace().next())
             .unwrap_or_else(|| panic!("loupe serve did not start: {line:?}"))
             .to_owned();
+        let api_key = args
+            .iter()
+            .position(|a| *a == "--api-key")
+            .and_then(|i| args.get(i + 1))
+            .map(|k| (*k).to_owned());
         ServerProcess {
             child,
             base: format!("http://{addr}"),
+            api_key,
         }
     }
 
@@ -141,12 +149,13 @@ pub(crate) async fn poll_sql(
     let client = client();
     let mut last = Vec::new();
     for _ in 0..200 {
-        let resp = client
+        let mut req = client
             .post(server.url("/api/v1/sql"))
-            .body(query.to_owned())
-            .send()
-            .await
-            .unwrap();
+            .body(query.to_owned());
+        if let Some(key) = &server.api_key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.unwrap();
         let body: serde_json::Value = resp.json().await.unwrap();
         if let Some(rows) = body["rows"].as_array() {
             if done(rows) {
