@@ -35,6 +35,10 @@ pub enum Error {
          (with curl: -H 'Content-Type: application/json')"
     )]
     UnsupportedContentType { found: String },
+    #[error(
+        "unsupported Content-Type {found:?} for OTLP: send application/x-protobuf or application/json"
+    )]
+    UnsupportedOtlpContentType { found: String },
     #[error("unsupported Content-Encoding {found:?}: send gzip, zstd or identity")]
     UnsupportedEncoding { found: String },
     #[error("could not decompress the {encoding} body: {reason}")]
@@ -80,9 +84,9 @@ impl Error {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Error::Body(BodyError::Empty | BodyError::Json { .. }) => StatusCode::BAD_REQUEST,
-            Error::UnsupportedContentType { .. } | Error::UnsupportedEncoding { .. } => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
+            Error::UnsupportedContentType { .. }
+            | Error::UnsupportedOtlpContentType { .. }
+            | Error::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::TooManyDatasets { .. } => StatusCode::FORBIDDEN,
             // A failed write or fsync lasts until an operator restarts the collector: retrying

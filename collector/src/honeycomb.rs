@@ -209,8 +209,10 @@ mod tests {
         ));
         let e = decode_batch(br#"{"data": {}}"#, &limits()).unwrap_err();
         assert!(e.to_string().contains("JSON array"), "{e}");
-        let mut small = limits();
-        small.max_events_per_request = 2;
+        let small = Limits {
+            max_events_per_request: 2,
+            ..limits()
+        };
         assert!(matches!(
             decode_batch(br#"[{"data":{}},{"data":{}},{"data":{}}]"#, &small),
             Err(BodyError::TooManyEvents { limit: 2 })

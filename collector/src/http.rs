@@ -1,5 +1,6 @@
 //! The collector's HTTP doors: the native `POST /v1/events/{dataset}`, and the Honeycomb event
-//! API (`POST /1/events/{dataset}`, `POST /1/batch/{dataset}`; see [`crate::honeycomb`]).
+//! API (`POST /1/events/{dataset}`, `POST /1/batch/{dataset}`; see [`crate::honeycomb`]), and
+//! OTLP/HTTP (`POST /v1/traces`, `POST /v1/logs`; see [`crate::otlp`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,8 +13,8 @@ use serde_json::json;
 
 use crate::Collector;
 use crate::error::Error;
-use crate::honeycomb;
 use crate::ingest::{Encoding, EventStatus, decompress, format_from_content_type};
+use crate::{honeycomb, otlp};
 
 /// Routes for ingest. Merge them into the server's router.
 pub fn router(collector: Collector) -> Router {
@@ -23,6 +24,8 @@ pub fn router(collector: Collector) -> Router {
         .route("/v1/events/{dataset}", post(ingest_native))
         .route("/1/events/{dataset}", post(ingest_honeycomb_event))
         .route("/1/batch/{dataset}", post(ingest_honeycomb_batch))
+        .route("/v1/traces", post(ingest_otlp_traces))
+        .route("/v1/logs", post(ingest_otlp_logs))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(collector)
 }
@@ -150,6 +153,84 @@ async fn ingest_honeycomb_event(
                 .into_response(),
             _ => axum::http::StatusCode::OK.into_response(),
         },
+        Err(e) => error_response(&e),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+async fn ingest_otlp_traces(
+    State(collector): State<Collector>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    ingest_otlp(collector, headers, body, Signal::Traces).await
+}
+
+async fn ingest_otlp_logs(
+    State(collector): State<Collector>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    ingest_otlp(collector, headers, body, Signal::Logs).await
+}
+
+/// OTLP/HTTP: 200 with an `Export*ServiceResponse` in the request's encoding, carrying OTLP's
+/// partial success when some records were refused; 4xx/5xx with a JSON error otherwise.
+async fn ingest_otlp(
+    collector: Collector,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    signal: Signal,
+) -> Response {
+    let limits = collector.config().limits;
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => return body_rejection(&rejection, limits.max_body_bytes),
+    };
+    let content_type = header(&headers, header::CONTENT_TYPE.as_str());
+    let Some(format) = otlp::OtlpFormat::from_content_type(content_type) else {
+        return error_response(&Error::UnsupportedOtlpContentType {
+            found: content_type.unwrap_or("(none)").to_owned(),
+        });
+    };
+    let result = async {
+        let encoding = Encoding::from_header(header(&headers, header::CONTENT_ENCODING.as_str()))?;
+        let body = decompress(&body, encoding, limits.max_body_bytes)?;
+        let dataset = header(&headers, otlp::DATASET_HEADER);
+        let by_dataset = match signal {
+            Signal::Traces => otlp::decode_traces(&body, format, dataset, &limits)?,
+            Signal::Logs => otlp::decode_logs(&body, format, dataset, &limits)?,
+        };
+        let mut rejected = 0u64;
+        let mut reason = String::new();
+        for (dataset, events) in by_dataset {
+            let outcome = collector.ingest_events(&dataset, events).await?;
+            rejected += outcome.rejected as u64;
+            if reason.is_empty()
+                && let Some(EventStatus::Rejected { reason: r, .. }) = outcome
+                    .events
+                    .iter()
+                    .find(|s| matches!(s, EventStatus::Rejected { .. }))
+            {
+                reason = format!("{dataset}: {r}");
+            }
+        }
+        Ok::<_, Error>((rejected, reason))
+    }
+    .await;
+    match result {
+        Ok((rejected, reason)) => {
+            let (bytes, content_type) = match signal {
+                Signal::Traces => otlp::traces_response(format, rejected, &reason),
+                Signal::Logs => otlp::logs_response(format, rejected, &reason),
+            };
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
         Err(e) => error_response(&e),
     }
 }

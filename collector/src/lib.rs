@@ -26,6 +26,7 @@ mod error;
 pub mod honeycomb;
 mod http;
 mod ingest;
+pub mod otlp;
 mod wal;
 
 use std::collections::HashMap;

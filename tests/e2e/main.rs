@@ -6,5 +6,6 @@ mod demo;
 mod durability;
 mod honeycomb;
 mod http_api;
+mod otlp;
 mod sdk;
 mod support;
