@@ -71,6 +71,25 @@ async fn ingest_native(
     }
 }
 
+/// The body of a Honeycomb or OTLP request, decompressed per `Content-Encoding` and within the
+/// body limit; an error answer when it cannot be had.
+fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<Bytes, Box<Response>> {
+    let body = body.map_err(|rejection| Box::new(body_rejection(&rejection, limit)))?;
+    let encoding = Encoding::from_header(header(headers, header::CONTENT_ENCODING.as_str()))
+        .map_err(|e| Box::new(error_response(&e)))?;
+    // An identity body stays the request's own buffer; only a compressed one is new bytes.
+    let decompressed = match decompress(&body, encoding, limit) {
+        Ok(std::borrow::Cow::Borrowed(_)) => None,
+        Ok(std::borrow::Cow::Owned(v)) => Some(Bytes::from(v)),
+        Err(e) => return Err(Box::new(error_response(&e))),
+    };
+    Ok(decompressed.unwrap_or(body))
+}
+
 fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get(name)
@@ -86,13 +105,11 @@ async fn ingest_honeycomb_batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let limits = collector.config().limits;
-    let body = match body {
+    let body = match read_body(body, &headers, limits.max_body_bytes) {
         Ok(b) => b,
-        Err(rejection) => return body_rejection(&rejection, limits.max_body_bytes),
+        Err(resp) => return *resp,
     };
     let result = async {
-        let encoding = Encoding::from_header(header(&headers, header::CONTENT_ENCODING.as_str()))?;
-        let body = decompress(&body, encoding, limits.max_body_bytes)?;
         let events = honeycomb::decode_batch(&body, &limits)?;
         collector
             .ingest_events(&honeycomb::dataset_name(&dataset), events)
@@ -126,13 +143,11 @@ async fn ingest_honeycomb_event(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let limits = collector.config().limits;
-    let body = match body {
+    let body = match read_body(body, &headers, limits.max_body_bytes) {
         Ok(b) => b,
-        Err(rejection) => return body_rejection(&rejection, limits.max_body_bytes),
+        Err(resp) => return *resp,
     };
     let result = async {
-        let encoding = Encoding::from_header(header(&headers, header::CONTENT_ENCODING.as_str()))?;
-        let body = decompress(&body, encoding, limits.max_body_bytes)?;
         let event = honeycomb::single_event(
             &body,
             &limits,
@@ -188,9 +203,9 @@ async fn ingest_otlp(
     signal: Signal,
 ) -> Response {
     let limits = collector.config().limits;
-    let body = match body {
+    let body = match read_body(body, &headers, limits.max_body_bytes) {
         Ok(b) => b,
-        Err(rejection) => return body_rejection(&rejection, limits.max_body_bytes),
+        Err(resp) => return *resp,
     };
     let content_type = header(&headers, header::CONTENT_TYPE.as_str());
     let Some(format) = otlp::OtlpFormat::from_content_type(content_type) else {
@@ -199,8 +214,6 @@ async fn ingest_otlp(
         });
     };
     let result = async {
-        let encoding = Encoding::from_header(header(&headers, header::CONTENT_ENCODING.as_str()))?;
-        let body = decompress(&body, encoding, limits.max_body_bytes)?;
         let dataset = header(&headers, otlp::DATASET_HEADER);
         let by_dataset = match signal {
             Signal::Traces => otlp::decode_traces(&body, format, dataset, &limits)?,

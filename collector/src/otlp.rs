@@ -35,6 +35,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, span, status};
 use prost::Message;
 
@@ -76,35 +77,19 @@ pub fn decode_traces(
     dataset_override: Option<&str>,
     limits: &Limits,
 ) -> Result<ByDataset, BodyError> {
-    let req: ExportTraceServiceRequest = match format {
-        OtlpFormat::Protobuf => {
-            ExportTraceServiceRequest::decode(body).map_err(|e| body_error("traces", e))?
-        }
-        OtlpFormat::Json => serde_json::from_slice(body).map_err(|e| body_error("traces", e))?,
-    };
-    let count: usize = req
+    let req: ExportTraceServiceRequest = decode(body, format, "traces")?;
+    let resources = req
         .resource_spans
         .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
-        .sum();
-    check_count(count, limits)?;
-    let mut out = ByDataset::new();
-    for rs in &req.resource_spans {
-        let resource = rs
-            .resource
-            .as_ref()
-            .map(|r| &r.attributes[..])
-            .unwrap_or(&[]);
-        let dataset = dataset_for(dataset_override, resource);
-        let events = out.entry(dataset).or_default();
-        for ss in &rs.scope_spans {
-            for s in &ss.spans {
-                events.push(span_event(resource, ss.scope.as_ref(), s));
-            }
-        }
-    }
-    Ok(out)
+        .map(|rs| {
+            let scopes = rs.scope_spans.iter();
+            let scopes = scopes
+                .map(|ss| (ss.scope.as_ref(), &ss.spans[..]))
+                .collect();
+            (attributes(rs.resource.as_ref()), scopes)
+        })
+        .collect();
+    group(resources, dataset_override, limits, span_event)
 }
 
 /// Decodes `POST /v1/logs`.
@@ -114,32 +99,65 @@ pub fn decode_logs(
     dataset_override: Option<&str>,
     limits: &Limits,
 ) -> Result<ByDataset, BodyError> {
-    let req: ExportLogsServiceRequest = match format {
-        OtlpFormat::Protobuf => {
-            ExportLogsServiceRequest::decode(body).map_err(|e| body_error("logs", e))?
-        }
-        OtlpFormat::Json => serde_json::from_slice(body).map_err(|e| body_error("logs", e))?,
-    };
-    let count: usize = req
+    let req: ExportLogsServiceRequest = decode(body, format, "logs")?;
+    let resources = req
         .resource_logs
         .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
+        .map(|rl| {
+            let scopes = rl.scope_logs.iter();
+            let scopes = scopes
+                .map(|sl| (sl.scope.as_ref(), &sl.log_records[..]))
+                .collect();
+            (attributes(rl.resource.as_ref()), scopes)
+        })
+        .collect();
+    group(resources, dataset_override, limits, log_event)
+}
+
+fn decode<R>(body: &[u8], format: OtlpFormat, what: &str) -> Result<R, BodyError>
+where
+    R: Message + Default + serde::de::DeserializeOwned,
+{
+    match format {
+        OtlpFormat::Protobuf => R::decode(body).map_err(|e| body_error(what, e)),
+        OtlpFormat::Json => serde_json::from_slice(body).map_err(|e| body_error(what, e)),
+    }
+}
+
+fn attributes(resource: Option<&Resource>) -> &[KeyValue] {
+    resource.map_or(&[], |r| &r.attributes[..])
+}
+
+/// A request's records by resource, then by scope.
+type Resources<'a, T> = Vec<(
+    &'a [KeyValue],
+    Vec<(Option<&'a InstrumentationScope>, &'a [T])>,
+)>;
+
+/// Makes one record an event, given its resource's and scope's attributes.
+type ToEvent<T> = fn(&[KeyValue], Option<&InstrumentationScope>, &T) -> Result<Event, EventError>;
+
+/// Turns every record into an event, grouped by the dataset of its resource, once the request
+/// is known to be within the event limit.
+fn group<T>(
+    resources: Resources<'_, T>,
+    dataset_override: Option<&str>,
+    limits: &Limits,
+    to_event: ToEvent<T>,
+) -> Result<ByDataset, BodyError> {
+    let count: usize = resources
+        .iter()
+        .flat_map(|(_, scopes)| scopes)
+        .map(|(_, records)| records.len())
         .sum();
     check_count(count, limits)?;
     let mut out = ByDataset::new();
-    for rl in &req.resource_logs {
-        let resource = rl
-            .resource
-            .as_ref()
-            .map(|r| &r.attributes[..])
-            .unwrap_or(&[]);
-        let dataset = dataset_for(dataset_override, resource);
-        let events = out.entry(dataset).or_default();
-        for sl in &rl.scope_logs {
-            for r in &sl.log_records {
-                events.push(log_event(resource, sl.scope.as_ref(), r));
-            }
+    for (resource, scopes) in resources {
+        let events = out
+            .entry(dataset_for(dataset_override, resource))
+            .or_default();
+        for (scope, records) in scopes {
+            events.extend(records.iter().map(|r| to_event(resource, scope, r)));
         }
     }
     Ok(out)
