@@ -112,11 +112,11 @@ mod tests {
         assert!(e.contains("flush_interval"), "{e}");
         let e = format!(
             "{:#}",
-            Config::parse("[collector]\nflush_interval_ms = 0\nmax_buffered_events = 0")
+            Config::parse("[collector]\nflush_interval_ms = 0\nmax_buffered_bytes = 0")
                 .unwrap_err()
         );
         assert!(
-            e.contains("flush_interval_ms") && e.contains("max_buffered_events"),
+            e.contains("flush_interval_ms") && e.contains("max_buffered_bytes"),
             "{e}"
         );
         let e = format!("{:#}", Config::parse("http = \"nowhere\"").unwrap_err());

@@ -15,8 +15,16 @@ pub struct CollectorConfig {
     pub flush_interval_ms: u64,
     /// A dataset with this many buffered events is flushed without waiting for the interval.
     pub flush_max_events: usize,
-    /// Buffered events (all datasets) above which ingest answers 429: the memory bound.
-    pub max_buffered_events: usize,
+    /// A dataset holding this many bytes of buffered events is flushed without waiting.
+    pub flush_max_bytes: usize,
+    /// The memory bound: bytes of events acknowledged but not yet in Parquet, all datasets
+    /// (estimated by `ValidEvent::approx_mem_bytes`). At the bound, ingest answers 429 with
+    /// `Retry-After` (before reading the body) and a flush starts.
+    pub max_buffered_bytes: usize,
+    /// Bytes of request bodies being read and decoded at once, all ingest doors. A request
+    /// reserves its `Content-Length` (the body limit when it has none) and waits for room, so
+    /// many large requests at once queue instead of each taking memory.
+    pub max_inflight_body_bytes: usize,
     /// Most datasets one store may hold; ingest into a new dataset past it is refused. Each
     /// dataset costs a WAL writer thread and an open file.
     pub max_datasets: usize,
@@ -28,13 +36,22 @@ impl Default for CollectorConfig {
             limits: Limits::default(),
             flush_interval_ms: 2_000,
             flush_max_events: 200_000,
-            max_buffered_events: 1_000_000,
+            flush_max_bytes: 64 << 20,
+            max_buffered_bytes: 256 << 20,
+            max_inflight_body_bytes: 64 << 20,
             max_datasets: 1_000,
         }
     }
 }
 
 impl CollectorConfig {
+    pub(crate) fn flush_at(&self) -> crate::buffered::FlushAt {
+        crate::buffered::FlushAt {
+            events: self.flush_max_events,
+            bytes: self.flush_max_bytes,
+        }
+    }
+
     /// Every problem with the settings, each naming its option.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -61,7 +78,12 @@ impl CollectorConfig {
                 self.limits.max_fields_per_event,
             ),
             ("collector.flush_max_events", self.flush_max_events),
-            ("collector.max_buffered_events", self.max_buffered_events),
+            ("collector.flush_max_bytes", self.flush_max_bytes),
+            ("collector.max_buffered_bytes", self.max_buffered_bytes),
+            (
+                "collector.max_inflight_body_bytes",
+                self.max_inflight_body_bytes,
+            ),
             ("collector.max_datasets", self.max_datasets),
         ] {
             if v == 0 {

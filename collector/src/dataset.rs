@@ -6,7 +6,7 @@
 //! segments) and the ones after it (they go to the new segment and the new buffer).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -14,6 +14,7 @@ use loupe_event::ValidEvent;
 use loupe_store::{Catalog, DatasetDir, Partition, events_to_batch, fsutil, write_parquet};
 use tokio::sync::{Notify, oneshot};
 
+use crate::buffered::{Buffered, FlushAt, mem_bytes};
 use crate::clock::Clock;
 use crate::error::WalError;
 use crate::wal::{self, CommitRecord, SegmentWriter};
@@ -24,7 +25,7 @@ const MAX_EVENTS_PER_COMMIT: usize = 65_536;
 enum Command {
     Append {
         events: Vec<ValidEvent>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), Failure>>,
     },
     Rotate {
         reply: oneshot::Sender<Result<Option<Sealed>, WalError>>,
@@ -35,6 +36,17 @@ enum Command {
 pub(crate) struct Sealed {
     upto: u64,
     events: Vec<ValidEvent>,
+    /// Their estimated memory, as counted when they were buffered.
+    bytes: usize,
+}
+
+/// Why an append was not made durable.
+#[derive(Debug, Clone, PartialEq)]
+enum Failure {
+    /// This write failed and was undone; the log goes on (a full disk: retry later).
+    Refused(String),
+    /// The log failed earlier in a way that cannot be undone and refuses all writes.
+    Broken(String),
 }
 
 /// What one flush did.
@@ -50,8 +62,8 @@ pub(crate) struct DatasetHandle {
     tx: Mutex<Option<mpsc::Sender<Command>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Durable events not yet in Parquet: this dataset's, and all datasets'.
-    buffered: Arc<AtomicUsize>,
-    total_buffered: Arc<AtomicUsize>,
+    buffered: Arc<Buffered>,
+    total_buffered: Arc<Buffered>,
     /// Serialises flushes and holds what they need: the catalog, and a sealed set whose flush
     /// failed and must be retried before anything else.
     flush: Mutex<FlushState>,
@@ -84,9 +96,9 @@ impl DatasetHandle {
     /// files, replays the WAL into the buffer, and starts the writer thread on a new segment.
     pub(crate) fn open(
         dir: DatasetDir,
-        total_buffered: Arc<AtomicUsize>,
+        total_buffered: Arc<Buffered>,
         flush_needed: Arc<Notify>,
-        flush_max_events: usize,
+        flush_at: FlushAt,
     ) -> Result<(Arc<Self>, Recovered), WalError> {
         let wal_dir = dir.wal_dir();
         fsutil::create_dir_durable(&wal_dir)?;
@@ -124,8 +136,10 @@ impl DatasetHandle {
         let segment = SegmentWriter::create(&wal_dir, next)?;
         let catalog = Catalog::load(&dir.catalog_dir())?;
 
-        let buffered = Arc::new(AtomicUsize::new(events.len()));
-        total_buffered.fetch_add(events.len(), Ordering::Relaxed);
+        let buffer_bytes = mem_bytes(&events);
+        let buffered = Arc::new(Buffered::default());
+        buffered.add(events.len(), buffer_bytes);
+        total_buffered.add(events.len(), buffer_bytes);
         let recovered = Recovered {
             events: events.len(),
             records,
@@ -136,11 +150,12 @@ impl DatasetHandle {
             name: dir.name().to_string(),
             segment,
             buffer: events,
+            buffer_bytes,
             broken: None,
             buffered: buffered.clone(),
             total_buffered: total_buffered.clone(),
             flush_needed,
-            flush_max_events,
+            flush_at,
         };
         let thread = std::thread::Builder::new()
             .name(format!("wal-{}", dir.name()))
@@ -183,7 +198,11 @@ impl DatasetHandle {
         self.send(Command::Append { events, reply })?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(cause)) => Err(WalError::Broken {
+            Ok(Err(Failure::Refused(cause))) => Err(WalError::Refused {
+                dataset: self.dir.name().to_string(),
+                cause,
+            }),
+            Ok(Err(Failure::Broken(cause))) => Err(WalError::Broken {
                 dataset: self.dir.name().to_string(),
                 cause,
             }),
@@ -210,7 +229,7 @@ impl DatasetHandle {
                 }
             }
         };
-        let n = sealed.events.len();
+        let (n, bytes) = (sealed.events.len(), sealed.bytes);
         let result = if decided {
             wal::apply_commit_records(self.dir.path(), &wal_dir).map(|_| FlushStats {
                 events: n,
@@ -221,8 +240,8 @@ impl DatasetHandle {
         };
         match result {
             Ok(stats) => {
-                self.buffered.fetch_sub(n, Ordering::Relaxed);
-                self.total_buffered.fetch_sub(n, Ordering::Relaxed);
+                self.buffered.sub(n, bytes);
+                self.total_buffered.sub(n, bytes);
                 Ok(stats)
             }
             Err(e) => {
@@ -321,17 +340,19 @@ struct Writer {
     name: String,
     segment: SegmentWriter,
     buffer: Vec<ValidEvent>,
+    /// The estimated memory of `buffer`.
+    buffer_bytes: usize,
     /// Set after a failed write or fsync. A failed fsync leaves the file in an unknown state
     /// (the kernel may have dropped the dirty pages), so the log refuses further writes rather
     /// than acknowledge on top of a hole.
     broken: Option<String>,
-    buffered: Arc<AtomicUsize>,
-    total_buffered: Arc<AtomicUsize>,
+    buffered: Arc<Buffered>,
+    total_buffered: Arc<Buffered>,
     flush_needed: Arc<Notify>,
-    flush_max_events: usize,
+    flush_at: FlushAt,
 }
 
-type PendingAppend = (Vec<ValidEvent>, oneshot::Sender<Result<(), String>>);
+type PendingAppend = (Vec<ValidEvent>, oneshot::Sender<Result<(), Failure>>);
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Command>) {
@@ -366,23 +387,34 @@ impl Writer {
         if pending.is_empty() {
             return;
         }
-        if self.broken.is_none() {
-            let all = pending.iter().flat_map(|(e, _)| e.iter());
-            if let Err(e) = self.segment.append_durable(all) {
-                tracing::error!(dataset = %self.name, error = %e, "WAL write failed; refusing writes");
-                self.broken = Some(e.to_string());
-            }
-        }
         let result = match &self.broken {
-            Some(cause) => Err(cause.clone()),
-            None => Ok(()),
+            Some(cause) => Err(Failure::Broken(cause.clone())),
+            None => {
+                let all = pending.iter().flat_map(|(e, _)| e.iter());
+                match self.segment.append_durable(all) {
+                    Ok(()) => Ok(()),
+                    Err(e @ WalError::WriteRefused { .. }) => {
+                        tracing::warn!(dataset = %self.name, error = %e, "WAL write refused and undone; answering 503");
+                        // A full disk is often full of WAL that a flush would retire.
+                        self.flush_needed.notify_one();
+                        Err(Failure::Refused(e.to_string()))
+                    }
+                    Err(e) => {
+                        tracing::error!(dataset = %self.name, error = %e, "WAL write failed; refusing writes");
+                        self.broken = Some(e.to_string());
+                        Err(Failure::Broken(e.to_string()))
+                    }
+                }
+            }
         };
         // Account for the events before anyone hears of them, so a caller that was just
         // acknowledged never sees a buffer count without its own events.
         if result.is_ok() {
             let added: usize = pending.iter().map(|(e, _)| e.len()).sum();
-            self.buffered.fetch_add(added, Ordering::Relaxed);
-            self.total_buffered.fetch_add(added, Ordering::Relaxed);
+            let bytes = mem_bytes(pending.iter().flat_map(|(e, _)| e.iter()));
+            self.buffered.add(added, bytes);
+            self.total_buffered.add(added, bytes);
+            self.buffer_bytes += bytes;
         }
         for (events, reply) in pending.drain(..) {
             if result.is_ok() {
@@ -390,7 +422,7 @@ impl Writer {
             }
             let _ = reply.send(result.clone());
         }
-        if self.buffer.len() >= self.flush_max_events {
+        if self.buffer.len() >= self.flush_at.events || self.buffer_bytes >= self.flush_at.bytes {
             self.flush_needed.notify_one();
         }
     }
@@ -410,7 +442,12 @@ impl Writer {
         let dir = self.segment.dir().to_path_buf();
         self.segment = SegmentWriter::create(&dir, upto + 1)?;
         let events = std::mem::take(&mut self.buffer);
-        Ok(Some(Sealed { upto, events }))
+        let bytes = std::mem::take(&mut self.buffer_bytes);
+        Ok(Some(Sealed {
+            upto,
+            events,
+            bytes,
+        }))
     }
 }
 
@@ -420,16 +457,27 @@ mod tests {
     use loupe_event::{Event, Limits};
 
     fn writer(dir: &std::path::Path, flush_max_events: usize) -> (Writer, Arc<Notify>) {
+        writer_at(
+            dir,
+            FlushAt {
+                events: flush_max_events,
+                bytes: usize::MAX,
+            },
+        )
+    }
+
+    fn writer_at(dir: &std::path::Path, flush_at: FlushAt) -> (Writer, Arc<Notify>) {
         let notify = Arc::new(Notify::new());
         let w = Writer {
             name: "t".into(),
             segment: SegmentWriter::create(dir, 1).unwrap(),
             buffer: Vec::new(),
+            buffer_bytes: 0,
             broken: None,
             buffered: Arc::default(),
             total_buffered: Arc::default(),
             flush_needed: notify.clone(),
-            flush_max_events,
+            flush_at,
         };
         (w, notify)
     }
@@ -469,8 +517,12 @@ mod tests {
         let replayed = wal::read_segment(dir.path(), 1).unwrap();
         assert_eq!(replayed.records, 1, "one group commit");
         assert_eq!(replayed.events.len(), 15);
-        assert_eq!(buffered.load(Ordering::Relaxed), 15);
-        assert_eq!(total.load(Ordering::Relaxed), 15);
+        assert_eq!(buffered.events(), 15);
+        assert_eq!(total.events(), 15);
+        // Each of these events has the same shape, so the same estimate.
+        let bytes = mem_bytes(&events(1)) * 15;
+        assert!(bytes > 0);
+        assert_eq!((buffered.bytes(), total.bytes()), (bytes, bytes));
     }
 
     #[test]

@@ -20,6 +20,18 @@ pub enum WalError {
     Store(#[from] loupe_store::Error),
     #[error("the write-ahead log of dataset {dataset} failed earlier and refuses writes: {cause}")]
     Broken { dataset: String, cause: String },
+    /// A write failed and was undone: the log is whole, these events were not stored, and a
+    /// retry may succeed (a full disk that has been freed).
+    #[error("could not write to {path} (nothing was stored; retry later): {source}")]
+    WriteRefused {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The same, as the dataset's writer reports it to the appender.
+    #[error(
+        "could not write to the write-ahead log of dataset {dataset} (nothing was stored; retry later): {cause}"
+    )]
+    Refused { dataset: String, cause: String },
     #[error("the write-ahead log writer of dataset {0} has stopped")]
     Stopped(String),
 }
@@ -47,10 +59,11 @@ pub enum Error {
         reason: String,
     },
     #[error(
-        "buffers are full ({buffered} events waiting for Parquet, limit {limit}); retry after {retry_after_s} s"
+        "buffers are full ({buffered_bytes} bytes of events waiting for Parquet, limit \
+         {limit} = collector.max_buffered_bytes); retry after {retry_after_s} s"
     )]
     Overloaded {
-        buffered: usize,
+        buffered_bytes: usize,
         limit: usize,
         retry_after_s: u64,
     },

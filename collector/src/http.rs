@@ -5,8 +5,9 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
@@ -27,7 +28,36 @@ pub fn router(collector: Collector) -> Router {
         .route("/v1/traces", post(ingest_otlp_traces))
         .route("/v1/logs", post(ingest_otlp_logs))
         .layer(DefaultBodyLimit::max(limit))
+        .route_layer(middleware::from_fn_with_state(collector.clone(), admit))
         .with_state(collector)
+}
+
+/// How many times larger a compressed body is assumed to be once decompressed.
+const COMPRESSION_ESTIMATE: usize = 10;
+
+/// Backpressure at the door, before a body is read: a request is refused with 429 and
+/// `Retry-After` while the buffers are at their bound, and otherwise waits for room to hold its
+/// body (its `Content-Length`, or the body limit when it does not say) while it is decoded.
+async fn admit(State(collector): State<Collector>, request: Request, next: Next) -> Response {
+    let max = collector.config().limits.max_body_bytes;
+    if let Err(e) = collector.admit() {
+        drain(request.into_body(), max).await;
+        return error_response(&e);
+    }
+    let declared = header(request.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    // A compressed body is counted at the ratio wide-event NDJSON typically compresses by
+    // (the SDK's zstd batches: about 20x; see the README's demo figures), less for safety.
+    // It is an estimate: a bomb still stops at the body limit when it is decompressed.
+    let compressed = header(request.headers(), header::CONTENT_ENCODING.as_str())
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("identity"));
+    let len = match declared {
+        Some(n) if compressed => n.saturating_mul(COMPRESSION_ESTIMATE).min(max),
+        Some(n) => n.min(max),
+        None => max,
+    };
+    let _room = collector.reserve_body(len).await;
+    next.run(request).await
 }
 
 /// `POST /v1/events/{dataset}`: a JSON object, a JSON array of objects, or NDJSON; gzip or
@@ -68,6 +98,20 @@ async fn ingest_native(
             (status, axum::Json(outcome)).into_response()
         }
         Err(e) => error_response(&e),
+    }
+}
+
+/// Reads and discards a refused request's body (up to `limit` bytes), a chunk at a time. An
+/// answer sent while the client is still writing makes the server close the connection, and
+/// most clients then see a broken pipe instead of the 429 and its `Retry-After`.
+async fn drain(mut body: axum::body::Body, limit: usize) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > limit {
+            break;
+        }
     }
 }
 

@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod buffered;
 mod clock;
 mod config;
 mod dataset;
@@ -31,13 +32,13 @@ mod wal;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use loupe_event::ValidEvent;
 use loupe_store::{DatasetName, Store};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use clock::{Clock, SystemClock};
 pub use config::{CollectorConfig, MAX_NAME_BYTES_CEILING};
@@ -46,6 +47,7 @@ pub use error::{Error, Result, WalError};
 pub use http::{error_response, router};
 pub use ingest::{Encoding, EventStatus, IngestOutcome, decompress, format_from_content_type};
 
+use buffered::Buffered;
 use dataset::DatasetHandle;
 
 /// The collector. Cheap to clone: clones share one state.
@@ -65,7 +67,10 @@ struct Inner {
     clock: Arc<dyn Clock>,
     datasets: RwLock<HashMap<DatasetName, Arc<DatasetHandle>>>,
     /// Durable events not yet in Parquet, all datasets: the memory bound.
-    buffered: Arc<AtomicUsize>,
+    buffered: Arc<Buffered>,
+    /// Room for request bodies being read and decoded, in KiB (see
+    /// `CollectorConfig::max_inflight_body_bytes`).
+    inflight: Arc<Semaphore>,
     flush_needed: Arc<Notify>,
     shutting_down: AtomicBool,
 }
@@ -101,7 +106,7 @@ impl Collector {
         let store = Store::new(root.as_ref());
         loupe_store::fsutil::create_dir_durable(store.root())?;
         let lock = lock_root(store.root())?;
-        let buffered = Arc::new(AtomicUsize::new(0));
+        let buffered = Arc::new(Buffered::default());
         let flush_needed = Arc::new(Notify::new());
         let mut datasets = HashMap::new();
         let mut report = RecoveryReport::default();
@@ -110,7 +115,7 @@ impl Collector {
                 store.dataset(&name),
                 buffered.clone(),
                 flush_needed.clone(),
-                config.flush_max_events,
+                config.flush_at(),
             )?;
             report.datasets += 1;
             report.events_replayed += rec.events;
@@ -121,6 +126,7 @@ impl Collector {
         if report.events_replayed > 0 || report.commits_applied > 0 {
             tracing::info!(?report, "recovered from the write-ahead log");
         }
+        let inflight = Arc::new(Semaphore::new(kib(config.max_inflight_body_bytes)));
         let inner = Inner {
             store,
             _lock: lock,
@@ -129,6 +135,7 @@ impl Collector {
             clock,
             datasets: RwLock::new(datasets),
             buffered,
+            inflight,
             flush_needed,
             shutting_down: AtomicBool::new(false),
         };
@@ -154,7 +161,46 @@ impl Collector {
 
     /// Durable events waiting for Parquet, all datasets.
     pub fn buffered_events(&self) -> usize {
-        self.inner.buffered.load(Ordering::Relaxed)
+        self.inner.buffered.events()
+    }
+
+    /// Their estimated memory, in bytes: what `max_buffered_bytes` bounds.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inner.buffered.bytes()
+    }
+
+    /// Whether a new ingest request may start: not while shutting down, and not while the
+    /// buffers are at their bound (then a flush is asked for, and the error says when to come
+    /// back). Checked before a request's body is read, so a refusal costs nothing.
+    pub fn admit(&self) -> Result<()> {
+        if self.inner.shutting_down.load(Ordering::Relaxed) {
+            return Err(Error::ShuttingDown);
+        }
+        let buffered_bytes = self.buffered_bytes();
+        let limit = self.inner.config.max_buffered_bytes;
+        if buffered_bytes >= limit {
+            self.inner.flush_needed.notify_one();
+            return Err(Error::Overloaded {
+                buffered_bytes,
+                limit,
+                // A flush of a full buffer takes about a second on this class of machine.
+                retry_after_s: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for room to read and decode a body of `len` bytes (see
+    /// `CollectorConfig::max_inflight_body_bytes`); the room is given back when the permit
+    /// drops. A body larger than the whole room waits until it has all of it.
+    pub async fn reserve_body(&self, len: usize) -> OwnedSemaphorePermit {
+        let want = kib(len.min(self.inner.config.max_inflight_body_bytes)).max(1);
+        self.inner
+            .inflight
+            .clone()
+            .acquire_many_owned(u32::try_from(want).unwrap_or(u32::MAX))
+            .await
+            .expect("the in-flight semaphore is never closed")
     }
 
     fn dataset(&self, name: &DatasetName) -> Option<Arc<DatasetHandle>> {
@@ -190,7 +236,7 @@ impl Collector {
                 dir,
                 this.inner.buffered.clone(),
                 this.inner.flush_needed.clone(),
-                this.inner.config.flush_max_events,
+                this.inner.config.flush_at(),
             )
         })
         .await
@@ -209,22 +255,12 @@ impl Collector {
         dataset: &DatasetName,
         events: Vec<ValidEvent>,
     ) -> Result<()> {
-        if self.inner.shutting_down.load(Ordering::Relaxed) {
-            return Err(Error::ShuttingDown);
-        }
         if events.is_empty() {
-            return Ok(());
+            return self.admit();
         }
-        let buffered = self.buffered_events();
-        let limit = self.inner.config.max_buffered_events;
-        if buffered + events.len() > limit && buffered > 0 {
-            self.inner.flush_needed.notify_one();
-            return Err(Error::Overloaded {
-                buffered,
-                limit,
-                retry_after_s: 1,
-            });
-        }
+        // Checked again here for callers that did not come through the HTTP doors (and for
+        // requests that waited while others filled the buffers).
+        self.admit()?;
         let handle = self.dataset_or_create(dataset).await?;
         handle.append_durable(events).await?;
         Ok(())
@@ -311,6 +347,11 @@ impl Collector {
         }
         self.stop_writers().await;
     }
+}
+
+/// `bytes` in KiB, rounded up: the in-flight semaphore's unit, so its permits fit a `u32`.
+fn kib(bytes: usize) -> usize {
+    bytes.div_ceil(1024)
 }
 
 /// Takes the exclusive lock on `<root>/.lock`, or says who has it.

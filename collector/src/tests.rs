@@ -180,19 +180,57 @@ async fn concurrent_requests_share_commits_and_all_land() {
 async fn full_buffers_answer_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let config = CollectorConfig {
-        max_buffered_events: 10,
+        // Eight of these small events are about 3 KB: one request fills the bound.
+        max_buffered_bytes: 2_000,
         ..CollectorConfig::default()
     };
     let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
+    c.admit().unwrap();
     send(&c, "api", &ndjson(0, 8)).await.unwrap();
-    let err = send(&c, "api", &ndjson(8, 8)).await.unwrap_err();
+    assert!(c.buffered_bytes() >= 2_000, "{}", c.buffered_bytes());
+    let err = c.admit().unwrap_err();
     assert_eq!(err.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(err.retry_after_s(), Some(1));
+    assert!(err.to_string().contains("max_buffered_bytes"), "{err}");
+    // The Rust API goes through the same gate.
+    let err = send(&c, "api", &ndjson(8, 8)).await.unwrap_err();
+    assert_eq!(err.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
     c.flush_all().await.unwrap();
+    assert_eq!((c.buffered_events(), c.buffered_bytes()), (0, 0));
     // recovered once flushed
+    c.admit().unwrap();
     send(&c, "api", &ndjson(8, 8)).await.unwrap();
     c.shutdown().await;
     assert_eq!(rows_on_disk(dir.path(), "api"), 16);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_bodies_wait_for_room_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        max_inflight_body_bytes: 8 * 1024,
+        ..CollectorConfig::default()
+    };
+    let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
+    let first = c.reserve_body(6 * 1024).await;
+    assert_eq!(c.inner.inflight.available_permits(), 2, "counted in KiB");
+    // 6 KiB of 8 are taken: a 4 KiB body must wait until they are given back.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut waiting = std::pin::pin!(c.reserve_body(4 * 1024));
+    assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    drop(first);
+    let second = match waiting.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(p) => p,
+        std::task::Poll::Pending => panic!("room was given back but the body still waits"),
+    };
+    assert_eq!(c.inner.inflight.available_permits(), 4);
+    // A body larger than the whole room takes all of it (and so waits for all of it).
+    drop(second);
+    let huge = c.reserve_body(1 << 30).await;
+    assert_eq!(c.inner.inflight.available_permits(), 0);
+    drop(huge);
+    assert_eq!(c.inner.inflight.available_permits(), 8);
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

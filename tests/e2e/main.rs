@@ -2,6 +2,7 @@
 //! area; every test has its own temporary directory and server.
 
 mod auth;
+mod backpressure;
 mod demo;
 mod durability;
 mod honeycomb;

@@ -29,7 +29,17 @@ impl ServerProcess {
         config_toml: Option<&str>,
         args: &[&str],
     ) -> ServerProcess {
-        let mut cmd = Command::new(LOUPE);
+        Self::start_command(Command::new(LOUPE), data_dir, config_toml, args)
+    }
+
+    /// [`ServerProcess::start_with`] with the command that runs `loupe` given: a wrapper such
+    /// as `prlimit ... -- loupe` whose arguments end in the loupe binary.
+    pub(crate) fn start_command(
+        mut cmd: Command,
+        data_dir: &Path,
+        config_toml: Option<&str>,
+        args: &[&str],
+    ) -> ServerProcess {
         if let Some(toml) = config_toml {
             let path = data_dir.with_extension("toml");
             std::fs::write(&path, toml).unwrap();
@@ -75,6 +85,10 @@ impl ServerProcess {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGKILL: no flush, no goodbye.

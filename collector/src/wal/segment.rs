@@ -1,7 +1,7 @@
 //! Segment files and commit records on disk (formats in the `wal` module doc).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use loupe_event::ValidEvent;
@@ -35,6 +35,8 @@ pub(crate) struct SegmentWriter {
     file: File,
     path: PathBuf,
     seq: u64,
+    /// Bytes of whole, durable records (and the header): where the next append starts.
+    len: u64,
     /// Reused record buffer, so a commit does not allocate.
     buf: Vec<u8>,
 }
@@ -65,6 +67,7 @@ impl SegmentWriter {
             file,
             path,
             seq,
+            len: HEADER_LEN as u64,
             buf: Vec::new(),
         })
     }
@@ -101,15 +104,39 @@ impl SegmentWriter {
         if count > 0 {
             seal_record(&mut self.buf, record_start, count);
         }
-        self.file
-            .write_all(&self.buf)
-            .map_err(io("write", &self.path))?;
+        if let Err(source) = self.file.write_all(&self.buf) {
+            // A write that fails (a full disk, a file-size limit) leaves a partial record that
+            // nobody was told about. Cut it off and seek back: then the log is whole again and
+            // later appends may go on. If even that fails, the caller must stop writing.
+            let path = self.path.clone();
+            return Err(match self.rewind() {
+                Ok(()) => WalError::WriteRefused { path, source },
+                Err(_) => WalError::Io {
+                    op: "write",
+                    path,
+                    source,
+                },
+            });
+        }
+        // A failed fsync is never retried: the kernel may have dropped the dirty pages and
+        // a second fsync could report success for data that is gone.
         self.file.sync_data().map_err(io("fsync", &self.path))?;
+        self.len += self.buf.len() as u64;
         // Do not keep a huge buffer around after one large commit.
         if self.buf.capacity() > 16 << 20 {
             self.buf = Vec::new();
         }
         Ok(())
+    }
+}
+
+impl SegmentWriter {
+    /// Truncates the segment back to its last durable record and moves the write position
+    /// there, durably.
+    fn rewind(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.len)?;
+        self.file.seek(SeekFrom::Start(self.len))?;
+        self.file.sync_all()
     }
 }
 
