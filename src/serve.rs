@@ -5,13 +5,19 @@ use std::path::Path;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::State;
+use axum::http::header;
 use axum::middleware::from_fn_with_state;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use loupe_collector::{Collector, CollectorConfig};
 use loupe_query::QueryEngine;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, Keys};
+
+/// How often the collector's own request events are appended to `_loupe`.
+const SELF_TELEMETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A running server.
 pub(crate) struct Server {
@@ -22,17 +28,32 @@ pub(crate) struct Server {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// The routes of one loupe process: ingest behind ingest keys, queries behind query keys,
-/// `/healthz` open.
+/// The routes of one loupe process: ingest behind ingest keys, queries and `/metrics` behind
+/// query keys, `/healthz` open.
 pub(crate) fn app(collector: Collector, engine: QueryEngine, keys: Keys) -> Router {
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(collector.clone());
     let ingest = loupe_collector::router(collector)
         .route_layer(from_fn_with_state(keys.clone(), auth::require_ingest));
-    let query =
-        loupe_query::router(engine).route_layer(from_fn_with_state(keys, auth::require_query));
+    let query = loupe_query::router(engine)
+        .merge(metrics)
+        .route_layer(from_fn_with_state(keys, auth::require_query));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(ingest)
         .merge(query)
+}
+
+/// `GET /metrics`: Prometheus text exposition format, version 0.0.4.
+async fn metrics(State(collector): State<Collector>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        collector.render_metrics(),
+    )
 }
 
 impl Server {
@@ -53,6 +74,7 @@ impl Server {
             .with_context(|| format!("listening on {http}"))?;
         let addr = listener.local_addr()?;
         let flusher = collector.spawn_background_flush();
+        let telemetry = collector.spawn_self_telemetry(SELF_TELEMETRY_INTERVAL);
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
         let app = app(collector.clone(), engine, keys);
         let c = collector.clone();
@@ -62,8 +84,11 @@ impl Server {
                     let _ = rx.await;
                 })
                 .await?;
+            // The last second of self events, before the final flush.
+            c.append_self_events().await;
             c.shutdown().await;
             flusher.abort();
+            telemetry.abort();
             Ok(())
         });
         Ok(Server {

@@ -15,6 +15,7 @@ use serde_json::json;
 use crate::Collector;
 use crate::error::Error;
 use crate::ingest::{Encoding, EventStatus, decompress, format_from_content_type};
+use crate::telemetry::{Door, ErrorMessage, RequestEvents, RequestReport};
 use crate::{honeycomb, otlp};
 
 /// Routes for ingest. Merge them into the server's router.
@@ -28,24 +29,53 @@ pub fn router(collector: Collector) -> Router {
         .route("/v1/traces", post(ingest_otlp_traces))
         .route("/v1/logs", post(ingest_otlp_logs))
         .layer(DefaultBodyLimit::max(limit))
-        .route_layer(middleware::from_fn_with_state(collector.clone(), admit))
+        .route_layer(middleware::from_fn_with_state(collector.clone(), door))
         .with_state(collector)
 }
 
 /// How many times larger a compressed body is assumed to be once decompressed.
 const COMPRESSION_ESTIMATE: usize = 10;
 
+/// Every ingest door's way in: admission, then the handler, then the request's telemetry (its
+/// metrics and its wide event in `_loupe`).
+async fn door(State(collector): State<Collector>, request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let door = Door::of_path(request.uri().path());
+    let declared = header(request.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let user_agent = header(request.headers(), header::USER_AGENT.as_str()).map(str::to_owned);
+    let response = admit(&collector, request, declared, next).await;
+    if let Some(door) = door {
+        collector.record_request(&RequestReport {
+            door,
+            status: response.status().as_u16(),
+            duration: started.elapsed(),
+            wire_bytes: declared,
+            user_agent: user_agent.as_deref(),
+            events: response.extensions().get::<RequestEvents>(),
+            error: response
+                .extensions()
+                .get::<ErrorMessage>()
+                .map(|m| m.0.as_str()),
+        });
+    }
+    response
+}
+
 /// Backpressure at the door, before a body is read: a request is refused with 429 and
 /// `Retry-After` while the buffers are at their bound, and otherwise waits for room to hold its
 /// body (its `Content-Length`, or the body limit when it does not say) while it is decoded.
-async fn admit(State(collector): State<Collector>, request: Request, next: Next) -> Response {
+async fn admit(
+    collector: &Collector,
+    request: Request,
+    declared: Option<usize>,
+    next: Next,
+) -> Response {
     let max = collector.config().limits.max_body_bytes;
     if let Err(e) = collector.admit() {
         drain(request.into_body(), max).await;
         return error_response(&e);
     }
-    let declared = header(request.headers(), header::CONTENT_LENGTH.as_str())
-        .and_then(|v| v.trim().parse::<usize>().ok());
     // A compressed body is counted at the ratio wide-event NDJSON typically compresses by
     // (the SDK's zstd batches: about 20x; see the README's demo figures), less for safety.
     // It is an estimate: a bomb still stops at the body limit when it is decompressed.
@@ -95,7 +125,8 @@ async fn ingest_native(
             } else {
                 axum::http::StatusCode::OK
             };
-            (status, axum::Json(outcome)).into_response()
+            let events = RequestEvents::of(&outcome, outcome.body_bytes);
+            with_events((status, axum::Json(outcome)).into_response(), events)
         }
         Err(e) => error_response(&e),
     }
@@ -172,7 +203,8 @@ async fn ingest_honeycomb_batch(
                     }
                 })
                 .collect();
-            axum::Json(statuses).into_response()
+            let events = RequestEvents::of(&outcome, body.len());
+            with_events(axum::Json(statuses).into_response(), events)
         }
         Err(e) => error_response(&e),
     }
@@ -204,14 +236,17 @@ async fn ingest_honeycomb_event(
     }
     .await;
     match result {
-        Ok(outcome) => match outcome.events.first() {
-            Some(EventStatus::Rejected { reason, .. }) => (
-                axum::http::StatusCode::BAD_REQUEST,
-                axum::Json(json!({ "error": reason })),
-            )
-                .into_response(),
-            _ => axum::http::StatusCode::OK.into_response(),
-        },
+        Ok(outcome) => {
+            let response = match outcome.events.first() {
+                Some(EventStatus::Rejected { reason, .. }) => (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(json!({ "error": reason })),
+                )
+                    .into_response(),
+                _ => axum::http::StatusCode::OK.into_response(),
+            };
+            with_events(response, RequestEvents::of(&outcome, body.len()))
+        }
         Err(e) => error_response(&e),
     }
 }
@@ -265,8 +300,13 @@ async fn ingest_otlp(
         };
         let mut rejected = 0u64;
         let mut reason = String::new();
+        let mut seen = RequestEvents {
+            body_bytes: body.len(),
+            ..RequestEvents::default()
+        };
         for (dataset, events) in by_dataset {
             let outcome = collector.ingest_events(&dataset, events).await?;
+            seen.add(&outcome);
             rejected += outcome.rejected as u64;
             if reason.is_empty()
                 && let Some(EventStatus::Rejected { reason: r, .. }) = outcome
@@ -277,16 +317,19 @@ async fn ingest_otlp(
                 reason = format!("{dataset}: {r}");
             }
         }
-        Ok::<_, Error>((rejected, reason))
+        Ok::<_, Error>((rejected, reason, seen))
     }
     .await;
     match result {
-        Ok((rejected, reason)) => {
+        Ok((rejected, reason, seen)) => {
             let (bytes, content_type) = match signal {
                 Signal::Traces => otlp::traces_response(format, rejected, &reason),
                 Signal::Logs => otlp::logs_response(format, rejected, &reason),
             };
-            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+            with_events(
+                ([(header::CONTENT_TYPE, content_type)], bytes).into_response(),
+                seen,
+            )
         }
         Err(e) => error_response(&e),
     }
@@ -301,12 +344,22 @@ fn body_rejection(rejection: &BytesRejection, limit: usize) -> Response {
     } else {
         format!("could not read the request body: {}", rejection.body_text())
     };
-    (status, axum::Json(json!({ "error": msg }))).into_response()
+    let mut resp = (status, axum::Json(json!({ "error": msg }))).into_response();
+    resp.extensions_mut().insert(ErrorMessage(msg));
+    resp
+}
+
+/// Leaves what the handler learned about the request's events for the door's telemetry.
+fn with_events(mut response: Response, events: RequestEvents) -> Response {
+    response.extensions_mut().insert(events);
+    response
 }
 
 /// An error as JSON `{"error": "..."}` with its status and, when it passes, `Retry-After`.
 pub fn error_response(e: &Error) -> Response {
-    let mut resp = (e.status(), axum::Json(json!({ "error": e.to_string() }))).into_response();
+    let msg = e.to_string();
+    let mut resp = (e.status(), axum::Json(json!({ "error": msg }))).into_response();
+    resp.extensions_mut().insert(ErrorMessage(msg));
     if let Some(s) = e.retry_after_s() {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(s));

@@ -113,6 +113,12 @@ pub struct IngestOutcome {
     pub rejected: usize,
     /// One entry per event in the body, in order.
     pub events: Vec<EventStatus>,
+    /// Bytes of the body after decompression (0 when the events came decoded).
+    #[serde(skip)]
+    pub body_bytes: usize,
+    /// Time spent waiting for the WAL's group commit.
+    #[serde(skip)]
+    pub wal_wait: std::time::Duration,
 }
 
 impl Collector {
@@ -130,7 +136,9 @@ impl Collector {
         let mut intake = Intake::new(limits, self.now_us());
         // Validate each event as it is parsed, while it is still in cache.
         for_each_event(&body, format, &limits, |r| intake.take(r))?;
-        intake.commit(self, name).await
+        let mut outcome = intake.commit(self, name).await?;
+        outcome.body_bytes = body.len();
+        Ok(outcome)
     }
 
     /// Ingests events another door decoded (the Honeycomb API, OTLP): validated, (sampled) and
@@ -179,12 +187,15 @@ impl Intake {
         // The sampling stage (loupe-sampling) goes here, between validation and the WAL, so
         // dropped events never cost a write; kept events will carry their weight.
         let n = self.accepted.len();
+        let started = std::time::Instant::now();
         collector.append_durable(&name, self.accepted).await?;
         Ok(IngestOutcome {
             dataset: name.to_string(),
             accepted: n,
             rejected: self.statuses.len() - n,
             events: self.statuses,
+            body_bytes: 0,
+            wal_wait: started.elapsed(),
         })
     }
 }

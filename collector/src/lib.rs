@@ -28,6 +28,7 @@ pub mod honeycomb;
 mod http;
 mod ingest;
 pub mod otlp;
+mod telemetry;
 mod wal;
 
 use std::collections::HashMap;
@@ -46,9 +47,11 @@ pub use dataset::FlushStats;
 pub use error::{Error, Result, WalError};
 pub use http::{error_response, router};
 pub use ingest::{Encoding, EventStatus, IngestOutcome, decompress, format_from_content_type};
+pub use telemetry::{Door, SELF_DATASET};
 
 use buffered::Buffered;
 use dataset::DatasetHandle;
+use telemetry::{Gauges, RequestReport, Telemetry};
 
 /// The collector. Cheap to clone: clones share one state.
 #[derive(Clone)]
@@ -73,6 +76,7 @@ struct Inner {
     inflight: Arc<Semaphore>,
     flush_needed: Arc<Notify>,
     shutting_down: AtomicBool,
+    telemetry: Telemetry,
 }
 
 /// What start-up recovered.
@@ -138,6 +142,7 @@ impl Collector {
             inflight,
             flush_needed,
             shutting_down: AtomicBool::new(false),
+            telemetry: Telemetry::new(),
         };
         Ok((
             Collector {
@@ -277,8 +282,81 @@ impl Collector {
         let _ = tokio::task::spawn_blocking(move || handles.iter().for_each(|h| h.stop())).await;
     }
 
+    pub(crate) fn record_request(&self, report: &RequestReport<'_>) {
+        self.inner.telemetry.record_request(report, self.now_us());
+    }
+
+    /// The collector's metrics in the Prometheus text exposition format (for `GET /metrics`;
+    /// names and labels are documented in the README).
+    pub fn render_metrics(&self) -> String {
+        let config = &self.inner.config;
+        let free_kib = self.inner.inflight.available_permits();
+        self.inner.telemetry.render(&Gauges {
+            buffered_events: self.buffered_events(),
+            buffered_bytes: self.buffered_bytes(),
+            max_buffered_bytes: config.max_buffered_bytes,
+            inflight_body_bytes: kib(config.max_inflight_body_bytes)
+                .saturating_sub(free_kib)
+                .saturating_mul(1024),
+            max_inflight_body_bytes: config.max_inflight_body_bytes,
+            datasets: self.inner.datasets.read().expect("datasets lock").len(),
+        })
+    }
+
+    /// Appends the collector's own request events to the internal dataset `_loupe` every
+    /// `interval`, until [`Collector::shutdown`]. They go through admission like any other
+    /// events: under backpressure they are dropped and counted.
+    pub fn spawn_self_telemetry(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if this.inner.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                this.append_self_events().await;
+            }
+        })
+    }
+
+    /// Appends the queued self events now (the background task's step; for tests).
+    #[doc(hidden)]
+    pub async fn append_self_events(&self) {
+        let pending = self.inner.telemetry.take_pending();
+        if pending.is_empty() {
+            return;
+        }
+        let n = pending.len();
+        let limits = self.config().limits;
+        let now = self.now_us();
+        let valid: Vec<ValidEvent> = pending
+            .into_iter()
+            .filter_map(|e| e.validate(&limits, now).ok())
+            .collect();
+        let invalid = n - valid.len();
+        let name = DatasetName::internal(telemetry::SELF_DATASET).expect("a valid internal name");
+        if let Err(e) = self.append_durable(&name, valid).await {
+            tracing::debug!(error = %e, "dropping the collector's own request events");
+            self.inner.telemetry.count_dropped(n);
+        } else {
+            self.inner.telemetry.count_dropped(invalid);
+        }
+    }
+
     /// Writes every buffered event of every dataset to Parquet.
     pub async fn flush_all(&self) -> Result<FlushStats> {
+        let started = std::time::Instant::now();
+        let result = self.flush_all_inner().await;
+        if !matches!(&result, Ok(s) if s.events == 0) {
+            let outcome = result.as_ref().map(|s| *s).map_err(|_| ());
+            self.inner
+                .telemetry
+                .record_flush(outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn flush_all_inner(&self) -> Result<FlushStats> {
         let handles = self.handles();
         let clock = self.inner.clock.clone();
         tokio::task::spawn_blocking(move || {

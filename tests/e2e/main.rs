@@ -10,3 +10,4 @@ mod http_api;
 mod otlp;
 mod sdk;
 mod support;
+mod telemetry;
