@@ -28,6 +28,10 @@ pub(crate) enum Command {
     /// Start a server on a fresh directory, drive a simulated service through it, and show
     /// what loupe makes of it.
     Demo(DemoArgs),
+    /// Import NDJSON files (plain, gzip or zstd) into a dataset, into a data directory or
+    /// through a running server.
+    #[command(after_help = INGEST_HELP)]
+    Ingest(IngestArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,4 +88,55 @@ pub(crate) struct DemoArgs {
     /// Keep the demo's data directory (and print where it is) instead of deleting it.
     #[arg(long)]
     pub(crate) keep: bool,
+}
+
+/// What `loupe ingest --help` says after the options.
+const INGEST_HELP: &str = "\
+Each line of a file is one event (a JSON object; blank lines are skipped). A bad line never
+stops the import: it is rejected with its reason and the lines around it are stored. At the end
+a summary on stdout counts lines, accepted and rejected events (by reason, with file:line
+examples), and the rate. Events are stored as they are read: an import that stops half way
+leaves the events accepted so far stored, and importing a file again stores its events twice.
+
+Without --url the events are written straight into the data directory (which must not be in use
+by a running `loupe serve`; import through it with --url then), and are in Parquet when the
+command returns. With --url they are sent to the server's /v1/events/DATASET in zstd-compressed
+chunks; a busy server (429 or 503) is retried after its Retry-After, for two minutes at most
+per chunk.
+
+Exit status:
+  0  every file was read to its end and every event was accepted (or --allow-rejects)
+  1  an error: a file could not be opened or read to its end (for example a truncated gzip or
+     zstd stream; the other files are still imported), the server could not be reached or
+     refused the key, the data directory is in use. The error names the file.
+  2  invalid arguments
+  3  every file was read, but some events were rejected (see the summary)
+An error and rejections together exit 1.";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct IngestArgs {
+    /// NDJSON files: plain, gzip or zstd, told apart by their first bytes (not their names).
+    /// `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The dataset (table) the events go to.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) dataset: String,
+    /// Write into this data directory [default: ./loupe-data, or data_dir in the config file]
+    #[arg(long, value_name = "DIR", conflicts_with = "url")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Send to a running `loupe serve` instead, for example http://127.0.0.1:4318
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// The key for --url, sent as `Authorization: Bearer <key>`.
+    #[arg(
+        long,
+        env = "LOUPE_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
+    /// Exit 0 even when events were rejected (they are still counted in the summary).
+    #[arg(long)]
+    pub(crate) allow_rejects: bool,
 }

@@ -4,6 +4,7 @@ mod auth;
 mod cli;
 mod config;
 mod demo;
+mod import;
 mod serve;
 mod sql;
 
@@ -68,5 +69,6 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             sql::run(&dir, &args.query, args.format, args.max_rows).await
         }
         Command::Demo(args) => demo::run(args).await,
+        Command::Ingest(args) => import::run(args, config).await,
     }
 }

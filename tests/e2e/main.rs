@@ -7,6 +7,7 @@ mod demo;
 mod durability;
 mod honeycomb;
 mod http_api;
+mod import;
 mod otlp;
 mod sdk;
 mod support;
