@@ -185,7 +185,7 @@ fn dataset_for(dataset_override: Option<&str>, resource: &[KeyValue]) -> String 
             _ => None,
         })
         .unwrap_or("");
-    let mut name: String = service
+    let name: String = service
         .chars()
         .map(|c| match c.to_ascii_lowercase() {
             c @ ('a'..='z' | '0'..='9' | '-' | '_') => c,
@@ -193,14 +193,11 @@ fn dataset_for(dataset_override: Option<&str>, resource: &[KeyValue]) -> String 
         })
         .take(64)
         .collect();
-    // A leading `_` marks loupe's internal datasets.
-    while name.starts_with('_') {
-        name.remove(0);
-    }
-    if name.is_empty() {
-        "unknown_service".to_owned()
-    } else {
-        name
+    // A dataset name starts with a letter or a digit (a leading `_` marks loupe's internal
+    // datasets), so `-api` and `../etc` lose what comes before their first one.
+    match name.trim_start_matches(['_', '-']) {
+        "" => "unknown_service".to_owned(),
+        name => name.to_owned(),
     }
 }
 

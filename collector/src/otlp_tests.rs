@@ -187,6 +187,19 @@ fn datasets_from_service_names_and_the_override() {
     assert!(out.contains_key("mine"));
 }
 
+/// Found by the `otlp_json` fuzz target: a service name starting with `-` became a dataset
+/// name the store refuses ("must start with a letter or a digit"), failing the whole request.
+#[test]
+fn service_names_starting_with_a_dash_make_valid_datasets() {
+    for (service, dataset) in [("-api", "api"), ("_-_x", "x"), ("--", "unknown_service")] {
+        let body = request(service, vec![span()]).encode_to_vec();
+        let out = decode_traces(&body, OtlpFormat::Protobuf, None, &Limits::default()).unwrap();
+        let names: Vec<_> = out.keys().cloned().collect();
+        assert_eq!(names, [dataset], "{service:?}");
+        loupe_store::DatasetName::new(dataset).unwrap();
+    }
+}
+
 #[test]
 fn garbage_and_too_many_spans_are_refused_whole() {
     let e = decode_traces(

@@ -25,7 +25,8 @@
 //! Integers that fit `i64` are ints; larger ones (up to `u64::MAX`) become the nearest float,
 //! as they do in JavaScript. Numbers outside the float range (`1e400`) are invalid JSON, as are
 //! `NaN` and `Infinity`. Strings must be valid UTF-8 with valid escapes: a lone surrogate
-//! (`"\ud800"`) rejects the event.
+//! (`"\ud800"`) or a raw invalid byte is invalid JSON, which rejects the event (and, inside an
+//! array, the whole body, like any other syntax error).
 
 use std::fmt;
 
@@ -90,7 +91,7 @@ pub fn for_each_event(
             limit: limits.max_body_bytes,
         });
     }
-    let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+    let Some(first) = bytes.iter().position(|b| !is_json_space(b)) else {
         return Err(BodyError::Empty);
     };
     let body = &bytes[first..];
@@ -106,7 +107,7 @@ pub fn for_each_event(
     }
     let mut n = 0;
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
+        if line.iter().all(is_json_space) {
             continue;
         }
         if n == limits.max_events_per_request {
@@ -120,22 +121,37 @@ pub fn for_each_event(
     Ok(n)
 }
 
+/// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return. Not
+/// `u8::is_ascii_whitespace`, which also counts form feed: a body starting with one was read
+/// as an array or a blank line, while the same byte anywhere else was (rightly) invalid JSON.
+fn is_json_space(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 fn decode_array(
     body: &[u8],
     limits: &Limits,
     f: &mut dyn FnMut(Result<Event, EventError>),
 ) -> Result<usize, BodyError> {
+    let mut too_many = false;
     let mut de = serde_json::Deserializer::from_slice(body);
     let r = de
-        .deserialize_seq(ArrayVisitor { limits, f })
-        .and_then(|r| de.end().map(|()| r));
-    match r {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(too_many)) => Err(too_many),
-        Err(e) => Err(BodyError::Json {
-            message: strip_position(&e),
-        }),
+        .deserialize_seq(ArrayVisitor {
+            limits,
+            f,
+            too_many: &mut too_many,
+        })
+        .and_then(|n| de.end().map(|()| n));
+    // Checked first: the visitor stops at the element over the limit, and the parser then
+    // reports the rest of the array as trailing characters.
+    if too_many {
+        return Err(BodyError::TooManyEvents {
+            limit: limits.max_events_per_request,
+        });
     }
+    r.map_err(|e| BodyError::Json {
+        message: strip_position(&e),
+    })
 }
 
 /// A serde_json error as a rejection reason. `line` is the NDJSON line, when there is one
@@ -169,10 +185,13 @@ fn strip_position(e: &serde_json::Error) -> String {
 struct ArrayVisitor<'a, 'f> {
     limits: &'a Limits,
     f: &'f mut dyn FnMut(Result<Event, EventError>),
+    /// Set when the array holds more than `max_events_per_request` elements; the visitor then
+    /// stops without reading the rest.
+    too_many: &'f mut bool,
 }
 
 impl<'de> Visitor<'de> for ArrayVisitor<'_, '_> {
-    type Value = Result<usize, BodyError>;
+    type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of JSON objects")
@@ -184,14 +203,13 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_, '_> {
             limits: self.limits,
         })? {
             if n == self.limits.max_events_per_request {
-                return Ok(Err(BodyError::TooManyEvents {
-                    limit: self.limits.max_events_per_request,
-                }));
+                *self.too_many = true;
+                break;
             }
             (self.f)(r);
             n += 1;
         }
-        Ok(Ok(n))
+        Ok(n)
     }
 }
 

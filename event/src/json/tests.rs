@@ -201,6 +201,42 @@ fn body_level_limits() {
     }
 }
 
+/// Found by the `native_body` fuzz target: an array two or more elements over the limit was
+/// refused as invalid JSON ("trailing characters", 400) instead of as too many events (413),
+/// because the parser went on after the visitor stopped.
+#[test]
+fn an_array_far_over_the_event_limit_is_too_many_events() {
+    let l = Limits {
+        max_events_per_request: 2,
+        ..limits()
+    };
+    for b in [&b"[{},{},{},{}]"[..], b"[{}, {}, {}, 5, [1], {\"a\": 1}]"] {
+        assert_eq!(
+            decode_body(b, BodyFormat::Auto, &l).unwrap_err(),
+            BodyError::TooManyEvents { limit: 2 }
+        );
+    }
+}
+
+/// Found by the `native_body` fuzz target: a leading form feed (ASCII whitespace, not JSON
+/// whitespace) was skipped, so `\x0c[]` read as an empty array and a line of form feeds as a
+/// blank line, while a trailing form feed was invalid JSON.
+#[test]
+fn only_json_whitespace_is_skipped() {
+    for b in [&b"\x0c[]"[..], b"\x0c", b"{}\n\x0c\n"] {
+        let out = decode_body(b, BodyFormat::Auto, &limits()).unwrap();
+        let codes: Vec<_> = out
+            .iter()
+            .map(|r| r.as_ref().err().map(EventError::code))
+            .collect();
+        assert_eq!(codes.last(), Some(&Some("invalid_json")), "{b:?}: {out:?}");
+    }
+    assert_eq!(
+        decode_body(b" \t\r\n", BodyFormat::Auto, &limits()).unwrap_err(),
+        BodyError::Empty
+    );
+}
+
 #[test]
 fn trailing_garbage_rejects_a_single_object() {
     assert_eq!(one(r#"{"a": 1} x"#).unwrap_err().code(), "invalid_json");
