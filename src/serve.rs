@@ -74,6 +74,7 @@ impl Server {
             .with_context(|| format!("listening on {http}"))?;
         let addr = listener.local_addr()?;
         let flusher = collector.spawn_background_flush();
+        let compactor = collector.spawn_background_compaction();
         let telemetry = collector.spawn_self_telemetry(SELF_TELEMETRY_INTERVAL);
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
         let app = app(collector.clone(), engine, keys);
@@ -88,6 +89,7 @@ impl Server {
             c.append_self_events().await;
             c.shutdown().await;
             flusher.abort();
+            compactor.abort();
             telemetry.abort();
             Ok(())
         });

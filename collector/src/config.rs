@@ -28,6 +28,43 @@ pub struct CollectorConfig {
     /// Most datasets one store may hold; ingest into a new dataset past it is refused. Each
     /// dataset costs a WAL writer thread and an open file.
     pub max_datasets: usize,
+    /// Merging small Parquet files (the `[collector.compaction]` table).
+    pub compaction: CompactionConfig,
+}
+
+/// When small Parquet files are merged (see `loupe_store::compact`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// Runs in the background every `interval_ms`. `Collector::compact_all` works either way.
+    pub enabled: bool,
+    /// How often every partition is looked at.
+    pub interval_ms: u64,
+    /// Merged files grow toward this size; only files smaller than half of it are merged.
+    pub target_file_bytes: u64,
+    /// A partition is compacted once it has this many small files.
+    pub min_files: usize,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        let policy = loupe_store::compact::Policy::default();
+        CompactionConfig {
+            enabled: true,
+            interval_ms: 60_000,
+            target_file_bytes: policy.target_file_bytes,
+            min_files: policy.min_files,
+        }
+    }
+}
+
+impl CompactionConfig {
+    pub(crate) fn policy(&self) -> loupe_store::compact::Policy {
+        loupe_store::compact::Policy {
+            target_file_bytes: self.target_file_bytes,
+            min_files: self.min_files,
+        }
+    }
 }
 
 impl Default for CollectorConfig {
@@ -40,6 +77,7 @@ impl Default for CollectorConfig {
             max_buffered_bytes: 256 << 20,
             max_inflight_body_bytes: 64 << 20,
             max_datasets: 1_000,
+            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -93,6 +131,20 @@ impl CollectorConfig {
         if self.flush_interval_ms == 0 {
             out.push("collector.flush_interval_ms must be greater than 0".to_owned());
         }
+        let c = &self.compaction;
+        if c.interval_ms == 0 {
+            out.push("collector.compaction.interval_ms must be greater than 0".to_owned());
+        }
+        if c.target_file_bytes == 0 {
+            out.push("collector.compaction.target_file_bytes must be greater than 0".to_owned());
+        }
+        if c.min_files < 2 {
+            // Merging one file into one file is work for nothing, again at every round.
+            out.push(format!(
+                "collector.compaction.min_files must be at least 2, is {}",
+                c.min_files
+            ));
+        }
         out
     }
 }
@@ -111,5 +163,18 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert!(p[0].contains("max_name_bytes"));
         assert!(p[1].contains("flush_interval_ms"));
+    }
+
+    #[test]
+    fn compaction_settings_are_checked_by_name() {
+        let mut c = CollectorConfig::default();
+        assert!(c.compaction.enabled);
+        assert_eq!(c.compaction.target_file_bytes, 128 << 20);
+        c.compaction.interval_ms = 0;
+        c.compaction.min_files = 1;
+        let p = c.problems();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("collector.compaction.interval_ms"));
+        assert!(p[1].contains("collector.compaction.min_files"));
     }
 }

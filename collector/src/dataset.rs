@@ -104,7 +104,12 @@ impl DatasetHandle {
         fsutil::create_dir_durable(&wal_dir)?;
         fsutil::create_dir_durable(&dir.tmp_dir())?;
         let commits_applied = wal::apply_commit_records(dir.path(), &wal_dir)?;
-        clear_dir(&dir.tmp_dir())?;
+        // Half-written flush files and compaction containers (staging directories, old file
+        // sets): none is referenced once the commit records above are applied. Leftovers are
+        // harmless (readers skip `_tmp`), so a failure to remove them only warns.
+        if let Err(e) = fsutil::clear_dir(&dir.tmp_dir()) {
+            tracing::warn!(dataset = %dir.name(), error = %e, "could not empty the dataset's _tmp");
+        }
 
         let segments = wal::list_segments(&wal_dir)?;
         let mut events = Vec::new();
@@ -252,6 +257,22 @@ impl DatasetHandle {
         }
     }
 
+    pub(crate) fn dir(&self) -> &DatasetDir {
+        &self.dir
+    }
+
+    /// Runs `f` while no flush of this dataset can publish files (compaction's swap of a
+    /// partition must not race a flush's renames into it). Returns `None` without running `f`
+    /// while a failed flush waits for its retry: its commit record may name a published file,
+    /// and redoing the record after a merge removed that file would fail.
+    pub(crate) fn without_flushes<T>(&self, f: impl FnOnce() -> T) -> Option<T> {
+        let state = self.flush.lock().expect("flush lock");
+        if state.retry.is_some() {
+            return None;
+        }
+        Some(f())
+    }
+
     /// Stops the writer thread after it has finished what was sent to it.
     pub(crate) fn stop(&self) {
         self.tx.lock().expect("sender lock").take();
@@ -321,18 +342,6 @@ fn publish(
     }
     wal::apply_commit_records(dir.path(), &wal_dir)?;
     Ok(stats)
-}
-
-fn clear_dir(dir: &std::path::Path) -> Result<(), WalError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| WalError::Io {
-        op: "list",
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries.flatten() {
-        let _ = std::fs::remove_file(entry.path());
-    }
-    Ok(())
 }
 
 /// The state owned by the writer thread.

@@ -21,6 +21,7 @@
 
 mod buffered;
 mod clock;
+mod compact;
 mod config;
 mod dataset;
 mod error;
@@ -42,7 +43,7 @@ use loupe_store::{DatasetName, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use clock::{Clock, SystemClock};
-pub use config::{CollectorConfig, MAX_NAME_BYTES_CEILING};
+pub use config::{CollectorConfig, CompactionConfig, MAX_NAME_BYTES_CEILING};
 pub use dataset::FlushStats;
 pub use error::{Error, Result, WalError};
 pub use http::{error_response, router};

@@ -53,3 +53,44 @@ pub fn create_dir_durable(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Removes everything inside `dir` (files, and directories with their contents), keeping `dir`
+/// itself, then syncs it. A missing `dir` is already clear. For scratch directories such as a
+/// dataset's `_tmp/`, which hold both a flush's half-written files and a compaction's staging
+/// directories (see [`crate::compact`]) and are emptied at start-up.
+pub fn clear_dir(dir: &Path) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("list", dir),
+    };
+    for entry in entries {
+        let entry = entry.ctx("list", dir)?;
+        let path = entry.path();
+        // `file_type` does not follow symlinks: a link to a directory is removed, not emptied.
+        if entry.file_type().ctx("stat", &path)?.is_dir() {
+            fs::remove_dir_all(&path).ctx("remove directory", &path)?;
+        } else {
+            fs::remove_file(&path).ctx("remove", &path)?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clear_dir_removes_nested_directories_and_keeps_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("_tmp");
+        fs::create_dir_all(dir.join("compact-1/part")).unwrap();
+        fs::write(dir.join("compact-1/part/a.parquet"), b"x").unwrap();
+        fs::write(dir.join("b.parquet"), b"x").unwrap();
+        clear_dir(&dir).unwrap();
+        assert!(dir.is_dir());
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        clear_dir(&tmp.path().join("missing")).unwrap();
+    }
+}

@@ -27,6 +27,7 @@
 
 mod batch;
 pub mod catalog;
+pub mod compact;
 mod dataset;
 mod error;
 pub mod fsutil;
@@ -35,6 +36,7 @@ mod parquet_file;
 
 pub use batch::events_to_batch;
 pub use catalog::{Catalog, FieldType};
+pub use compact::{CompactError, CompactStats};
 pub use dataset::{DatasetName, MAX_DATASET_NAME_BYTES};
 pub use error::{Error, Result};
 pub use layout::{DatasetDir, Partition, Store};

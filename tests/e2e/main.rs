@@ -3,6 +3,7 @@
 
 mod auth;
 mod backpressure;
+mod compaction;
 mod demo;
 mod durability;
 mod honeycomb;

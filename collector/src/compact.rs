@@ -1,0 +1,354 @@
+//! Background compaction: which partitions are merged when, and under which lock. How a merge
+//! and its atomic swap work, and why a crash at any point is safe, is in `loupe_store::compact`.
+//!
+//! Each round, per dataset: delete old file sets that compactions left in `_tmp/` once readers
+//! have had time to finish with them, then for each partition plan the merges
+//! ([`Policy`](loupe_store::compact::Policy)), write each merged file without any lock, and
+//! swap it in under the dataset's flush lock, from the partition's listing at that moment.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use loupe_store::compact::{
+    self, CONTAINER_PREFIX, CompactError, CompactStats, Merged, Policy, Swapped,
+};
+use loupe_store::{Catalog, fsutil};
+
+use crate::Collector;
+use crate::dataset::DatasetHandle;
+
+/// How long an old file set stays in `_tmp/` after its swap. A reader that opened the
+/// partition directory just before the swap lists the old set; deleting it while the reader
+/// still lists would show it the kept files without the inputs. Listing takes microseconds;
+/// this is generous, and costs only the disk of one interval's inputs.
+pub(crate) const OLD_SET_GRACE: Duration = Duration::from_secs(5);
+
+/// One compaction at a time in the process: a round must not sweep another's container, and
+/// merges hold one batch per open input, so two at once would double the memory.
+static COMPACTING: Mutex<()> = Mutex::new(());
+/// Makes container and merged-file names unique within the process.
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Collector {
+    /// Merges the small Parquet files of every partition of every dataset, as configured in
+    /// `[collector.compaction]` (whether or not the background task is enabled). Returns what
+    /// it did, or the first error after trying every partition (a failed merge leaves its
+    /// partition as it was). On a filesystem that cannot swap directories atomically it does
+    /// nothing and returns [`CompactError::ExchangeUnsupported`].
+    pub async fn compact_all(&self) -> Result<CompactStats, CompactError> {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.compact_blocking()).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Cancelled: the runtime is shutting down.
+                Err(_) => Err(CompactError::Cancelled),
+            },
+        }
+    }
+
+    /// Runs [`Collector::compact_all`] every `compaction.interval_ms` until
+    /// [`Collector::shutdown`], if `compaction.enabled`. Stops for good, with a warning, on a
+    /// filesystem that cannot swap directories atomically.
+    pub fn spawn_background_compaction(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let config = self.inner.config.compaction.clone();
+        tokio::spawn(async move {
+            if !config.enabled {
+                return;
+            }
+            let interval = Duration::from_millis(config.interval_ms);
+            loop {
+                tokio::time::sleep(interval).await;
+                if this.inner.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                match this.compact_all().await {
+                    Ok(stats) if stats.merges > 0 => {
+                        tracing::debug!(?stats, "compacted");
+                    }
+                    Ok(_) | Err(CompactError::Cancelled) => {}
+                    Err(e @ CompactError::ExchangeUnsupported { .. }) => {
+                        tracing::warn!(error = %e, "compaction disabled; small files stay as they are");
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "compaction failed; will retry"),
+                }
+            }
+        })
+    }
+
+    fn compact_blocking(&self) -> Result<CompactStats, CompactError> {
+        // A panic while holding it cannot leave anything half-done that the next round would
+        // trip on (every step is crash-safe), so a poisoned lock is still a good lock.
+        let _one_at_a_time = COMPACTING.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = self.inner.config.compaction.policy();
+        let cancel = &self.inner.shutting_down;
+        let mut stats = CompactStats::default();
+        let mut first_err = None;
+        for handle in self.handles() {
+            match self.compact_dataset(&handle, &policy, cancel, &mut stats) {
+                Ok(()) => {}
+                Err(e @ (CompactError::ExchangeUnsupported { .. } | CompactError::Cancelled)) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::warn!(dataset = %handle.dir().name(), error = %e, "compaction failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
+    }
+
+    fn compact_dataset(
+        &self,
+        handle: &DatasetHandle,
+        policy: &Policy,
+        cancel: &AtomicBool,
+        stats: &mut CompactStats,
+    ) -> Result<(), CompactError> {
+        let dir = handle.dir();
+        let tmp = dir.tmp_dir();
+        compact::sweep(&tmp, OLD_SET_GRACE)?;
+        compact::probe_exchange(&tmp)?;
+        let mut first_err = None;
+        for partition in compact::partition_dirs(dir)? {
+            let groups = compact::plan(&compact::partition_files(&partition)?, policy);
+            if groups.is_empty() {
+                continue;
+            }
+            // Loaded after the listing: the catalog is saved before a file that uses a change
+            // is published, so it knows every column of the files just listed.
+            let catalog = Catalog::load(&dir.catalog_dir())?;
+            for group in groups {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(CompactError::Cancelled);
+                }
+                let inputs: Vec<_> = group.into_iter().map(|f| f.path).collect();
+                match self.merge_and_swap(handle, &partition, &inputs, &catalog, cancel) {
+                    Ok(Some((merged, swapped))) => {
+                        tracing::debug!(partition = %partition.display(), inputs = inputs.len(),
+                            kept = swapped.kept, rows = merged.rows, "merged");
+                        stats.add(&merged);
+                    }
+                    Ok(None) => {}
+                    Err(
+                        e @ (CompactError::ExchangeUnsupported { .. } | CompactError::Cancelled),
+                    ) => {
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition = %partition.display(), error = %e,
+                            "merge failed; the partition is as it was");
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One merge: the slow part without a lock, the swap under the flush lock. `None` when the
+    /// swap was skipped (an input is gone, or a failed flush waits for its retry). Whatever
+    /// happens before the exchange, the container is removed and the partition is untouched.
+    fn merge_and_swap(
+        &self,
+        handle: &DatasetHandle,
+        partition: &std::path::Path,
+        inputs: &[std::path::PathBuf],
+        catalog: &Catalog,
+        cancel: &AtomicBool,
+    ) -> Result<Option<(Merged, Swapped)>, CompactError> {
+        let tmp = handle.dir().tmp_dir();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let stamp = format!("{:016x}-{:x}-{n:x}", self.now_us(), std::process::id());
+        let container = tmp.join(format!("{CONTAINER_PREFIX}{stamp}"));
+        std::fs::create_dir(&container).map_err(|source| CompactError::Io {
+            op: "create directory",
+            path: container.clone(),
+            source,
+        })?;
+        // `m` is not a hex digit: no flush ever names a file like this.
+        let out = container.join(format!("{stamp}-m.parquet"));
+        let result = compact::merge(inputs, catalog, &out, cancel).and_then(|merged| {
+            let swapped = handle
+                .without_flushes(|| compact::stage(partition, &merged, &container)?.exchange());
+            match swapped {
+                Some(Ok(s)) => Ok(Some((merged, s))),
+                Some(Err(CompactError::InputGone { path })) => {
+                    tracing::debug!(input = %path.display(), "input merged elsewhere; discarding");
+                    Ok(None)
+                }
+                Some(Err(e)) => Err(e),
+                None => Ok(None),
+            }
+        });
+        // The container now holds the old set (swept after the grace period), or nothing
+        // anyone references.
+        if !matches!(result, Ok(Some(_))) {
+            if let Err(e) = std::fs::remove_dir_all(&container) {
+                tracing::warn!(path = %container.display(), error = %e,
+                    "could not remove a compaction's leftovers; the next round will");
+            }
+            let _ = fsutil::fsync_dir(&tmp);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use loupe_store::{DatasetName, Store};
+
+    use crate::{CollectorConfig, CompactionConfig, SystemClock};
+
+    use super::*;
+
+    fn config(min_files: usize) -> CollectorConfig {
+        CollectorConfig {
+            compaction: CompactionConfig {
+                enabled: false,
+                min_files,
+                ..CompactionConfig::default()
+            },
+            ..CollectorConfig::default()
+        }
+    }
+
+    async fn send(c: &Collector, dataset: &str, from: u64, n: u64) {
+        let body: String = (from..from + n)
+            .map(|i| format!("{{\"seq\": {i}, \"v{}\": {i}}}\n", i % 3))
+            .collect();
+        c.ingest_body(
+            dataset,
+            body.as_bytes(),
+            crate::Encoding::Identity,
+            loupe_event::BodyFormat::Ndjson,
+        )
+        .await
+        .unwrap();
+    }
+
+    fn files(root: &Path, dataset: &str) -> Vec<std::path::PathBuf> {
+        Store::new(root)
+            .dataset(&DatasetName::new(dataset).unwrap())
+            .parquet_files()
+            .unwrap()
+    }
+
+    fn seqs(root: &Path, dataset: &str) -> Vec<i64> {
+        use arrow::array::AsArray;
+        let mut out = Vec::new();
+        for f in files(root, dataset) {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(f).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            for b in reader {
+                let b = b.unwrap();
+                let col = b.column_by_name("seq").unwrap();
+                out.extend(col.as_primitive::<arrow::datatypes::Int64Type>().values());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn compact_all_merges_flushed_files_and_keeps_every_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) =
+            Collector::open_with_clock(dir.path(), config(4), Arc::new(SystemClock)).unwrap();
+        for i in 0..6 {
+            send(&c, "api", i * 10, 10).await;
+            c.flush_all().await.unwrap();
+        }
+        assert_eq!(files(dir.path(), "api").len(), 6);
+        let stats = c.compact_all().await.unwrap();
+        assert_eq!((stats.merges, stats.files_in, stats.rows), (1, 6, 60));
+        assert_eq!(files(dir.path(), "api").len(), 1);
+        assert_eq!(seqs(dir.path(), "api"), (0..60).collect::<Vec<_>>());
+        // Nothing left to do: one file is not a merge.
+        assert_eq!(c.compact_all().await.unwrap(), CompactStats::default());
+        // Later flushes and the merged file merge again once there are enough of them.
+        for i in 6..9 {
+            send(&c, "api", i * 10, 10).await;
+            c.flush_all().await.unwrap();
+        }
+        let stats = c.compact_all().await.unwrap();
+        assert_eq!((stats.merges, stats.files_in), (1, 4));
+        assert_eq!(seqs(dir.path(), "api"), (0..90).collect::<Vec<_>>());
+        c.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn no_swap_while_a_failed_flush_waits_for_its_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) =
+            Collector::open_with_clock(dir.path(), config(2), Arc::new(SystemClock)).unwrap();
+        for i in 0..3 {
+            send(&c, "api", i * 10, 10).await;
+            c.flush_all().await.unwrap();
+        }
+        // A flush that fails (its `_tmp` is a file, so its Parquet file cannot be created).
+        send(&c, "api", 100, 10).await;
+        let tmp = Store::new(dir.path())
+            .dataset(&DatasetName::new("api").unwrap())
+            .tmp_dir();
+        std::fs::remove_dir_all(&tmp).unwrap();
+        std::fs::write(&tmp, b"in the way").unwrap();
+        assert!(c.flush_all().await.is_err());
+        std::fs::remove_file(&tmp).unwrap();
+        std::fs::create_dir(&tmp).unwrap();
+        let stats = c.compact_all().await.unwrap();
+        assert_eq!(stats.merges, 0, "{stats:?}");
+        assert_eq!(files(dir.path(), "api").len(), 3);
+        // Once the retry has gone through, compaction goes on.
+        c.flush_all().await.unwrap();
+        assert_eq!(c.compact_all().await.unwrap().merges, 1);
+        assert_eq!(seqs(dir.path(), "api").len(), 40);
+        c.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn opening_clears_compaction_leftovers_in_tmp_and_leaves_partitions_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) =
+            Collector::open_with_clock(dir.path(), config(2), Arc::new(SystemClock)).unwrap();
+        for i in 0..3 {
+            send(&c, "api", i * 10, 10).await;
+            c.flush_all().await.unwrap();
+        }
+        c.shutdown().await;
+        drop(c);
+        let before = files(dir.path(), "api");
+        // What a crash mid-compaction leaves: a container with a staging directory holding
+        // links to the partition's files and a merged file.
+        let ds = Store::new(dir.path()).dataset(&DatasetName::new("api").unwrap());
+        let staging = ds.tmp_dir().join("compact-1-2-3/part");
+        std::fs::create_dir_all(&staging).unwrap();
+        for f in &before {
+            std::fs::hard_link(f, staging.join(f.file_name().unwrap())).unwrap();
+        }
+        std::fs::write(staging.join("x-m.parquet"), b"half").unwrap();
+        let (c, _) =
+            Collector::open_with_clock(dir.path(), config(2), Arc::new(SystemClock)).unwrap();
+        assert_eq!(std::fs::read_dir(ds.tmp_dir()).unwrap().count(), 0);
+        assert_eq!(files(dir.path(), "api"), before);
+        assert_eq!(seqs(dir.path(), "api"), (0..30).collect::<Vec<_>>());
+        c.shutdown().await;
+    }
+}
