@@ -15,6 +15,9 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command};
 use config::Config;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -21,6 +21,11 @@ pub struct CollectorConfig {
     /// (estimated by `ValidEvent::approx_mem_bytes`). At the bound, ingest answers 429 with
     /// `Retry-After` (before reading the body) and a flush starts.
     pub max_buffered_bytes: usize,
+    /// How long a request that arrives at the memory bound waits (before its body is read) for
+    /// a flush to make room, before it is answered 429. Waiting keeps a busy collector busy:
+    /// a flush takes a fraction of a second, while `Retry-After` counts whole seconds, so
+    /// clients told to come back would leave it idle. 0 answers 429 at once.
+    pub admission_wait_ms: u64,
     /// Bytes of request bodies being read and decoded at once, all ingest doors. A request
     /// reserves its `Content-Length` (the body limit when it has none) and waits for room, so
     /// many large requests at once queue instead of each taking memory.
@@ -44,6 +49,8 @@ pub struct CompactionConfig {
     pub target_file_bytes: u64,
     /// A partition is compacted once it has this many small files.
     pub min_files: usize,
+    /// Most files merged at once (bounds a merge's memory; more are merged over rounds).
+    pub max_files: usize,
 }
 
 impl Default for CompactionConfig {
@@ -54,6 +61,7 @@ impl Default for CompactionConfig {
             interval_ms: 60_000,
             target_file_bytes: policy.target_file_bytes,
             min_files: policy.min_files,
+            max_files: policy.max_files,
         }
     }
 }
@@ -63,6 +71,7 @@ impl CompactionConfig {
         loupe_store::compact::Policy {
             target_file_bytes: self.target_file_bytes,
             min_files: self.min_files,
+            max_files: self.max_files,
         }
     }
 }
@@ -76,6 +85,7 @@ impl Default for CollectorConfig {
             flush_max_bytes: 64 << 20,
             max_buffered_bytes: 256 << 20,
             max_inflight_body_bytes: 64 << 20,
+            admission_wait_ms: 1_000,
             max_datasets: 1_000,
             compaction: CompactionConfig::default(),
         }
@@ -145,6 +155,12 @@ impl CollectorConfig {
                 c.min_files
             ));
         }
+        if c.max_files < c.min_files {
+            out.push(format!(
+                "collector.compaction.max_files must be at least min_files ({}), is {}",
+                c.min_files, c.max_files
+            ));
+        }
         out
     }
 }
@@ -176,5 +192,9 @@ mod tests {
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[0].contains("collector.compaction.interval_ms"));
         assert!(p[1].contains("collector.compaction.min_files"));
+        c.compaction.min_files = 8;
+        c.compaction.max_files = 4;
+        let p = c.problems();
+        assert!(p[1].contains("collector.compaction.max_files"), "{p:?}");
     }
 }

@@ -63,7 +63,8 @@ async fn door(State(collector): State<Collector>, request: Request, next: Next) 
 }
 
 /// Backpressure at the door, before a body is read: a request is refused with 429 and
-/// `Retry-After` while the buffers are at their bound, and otherwise waits for room to hold its
+/// `Retry-After` while the buffers stay at their bound (after waiting up to
+/// `admission_wait_ms` for a flush to make room), and otherwise waits for room to hold its
 /// body (its `Content-Length`, or the body limit when it does not say) while it is decoded.
 async fn admit(
     collector: &Collector,
@@ -72,7 +73,7 @@ async fn admit(
     next: Next,
 ) -> Response {
     let max = collector.config().limits.max_body_bytes;
-    if let Err(e) = collector.admit() {
+    if let Err(e) = collector.admit_waiting().await {
         drain(request.into_body(), max).await;
         return error_response(&e);
     }

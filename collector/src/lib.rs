@@ -76,6 +76,8 @@ struct Inner {
     /// `CollectorConfig::max_inflight_body_bytes`).
     inflight: Arc<Semaphore>,
     flush_needed: Arc<Notify>,
+    /// Woken after every flush: requests waiting at the memory bound look again.
+    room: Notify,
     shutting_down: AtomicBool,
     telemetry: Telemetry,
 }
@@ -142,6 +144,7 @@ impl Collector {
             buffered,
             inflight,
             flush_needed,
+            room: Notify::new(),
             shutting_down: AtomicBool::new(false),
             telemetry: Telemetry::new(),
         };
@@ -194,6 +197,27 @@ impl Collector {
             });
         }
         Ok(())
+    }
+
+    /// [`Collector::admit`], but at the memory bound it first waits up to
+    /// `admission_wait_ms` for a flush to make room; only then is the request refused.
+    pub async fn admit_waiting(&self) -> Result<()> {
+        let wait = Duration::from_millis(self.inner.config.admission_wait_ms);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Registered before the check, so a flush that ends between the check and the
+            // wait still wakes us.
+            let room = self.inner.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.admit() {
+                Err(Error::Overloaded { .. }) if tokio::time::Instant::now() < deadline => {}
+                other => return other,
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return self.admit();
+            }
+        }
     }
 
     /// Waits for room to read and decode a body of `len` bytes (see
@@ -348,6 +372,7 @@ impl Collector {
     pub async fn flush_all(&self) -> Result<FlushStats> {
         let started = std::time::Instant::now();
         let result = self.flush_all_inner().await;
+        self.inner.room.notify_waiters();
         if !matches!(&result, Ok(s) if s.events == 0) {
             let outcome = result.as_ref().map(|s| *s).map_err(|_| ());
             self.inner

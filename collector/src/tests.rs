@@ -177,6 +177,44 @@ async fn concurrent_requests_share_commits_and_all_land() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn at_the_bound_a_request_waits_for_the_flush_it_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        max_buffered_bytes: 2_000,
+        // Only the flush that the bound asks for runs.
+        flush_interval_ms: 3_600_000,
+        admission_wait_ms: 60_000,
+        ..CollectorConfig::default()
+    };
+    let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
+    let flusher = c.spawn_background_flush();
+    send(&c, "api", &ndjson(0, 8)).await.unwrap();
+    assert!(c.admit().is_err(), "at the bound");
+    // Waits (instead of answering 429) until the background flush it woke has made room.
+    c.admit_waiting().await.unwrap();
+    assert_eq!(c.buffered_events(), 0);
+    assert_eq!(rows_on_disk(dir.path(), "api"), 8);
+    flusher.abort();
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_the_bound_a_request_is_refused_when_no_room_comes_in_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CollectorConfig {
+        max_buffered_bytes: 2_000,
+        admission_wait_ms: 20,
+        ..CollectorConfig::default()
+    };
+    let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(SystemClock)).unwrap();
+    send(&c, "api", &ndjson(0, 8)).await.unwrap();
+    // No flusher runs: the wait ends in the 429.
+    let err = c.admit_waiting().await.unwrap_err();
+    assert_eq!(err.status(), axum::http::StatusCode::TOO_MANY_REQUESTS);
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn full_buffers_answer_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let config = CollectorConfig {

@@ -101,6 +101,20 @@ pub enum Placement {
     Raw(String),
 }
 
+/// Whether `value` goes into a column of type `ty` as it is (same type, or null): the common
+/// case, answered without building a [`Placement`] (which clones strings).
+pub fn fits(ty: FieldType, value: &Value) -> bool {
+    use FieldType as T;
+    matches!(
+        (ty, value),
+        (_, Value::Null)
+            | (T::Bool, Value::Bool(_))
+            | (T::Int, Value::Int(_))
+            | (T::Float, Value::Float(_))
+            | (T::String, Value::Str(_))
+    )
+}
+
 /// Applies the policy table in the module doc to one value.
 pub fn place(ty: FieldType, value: &Value) -> Placement {
     use FieldType as T;
@@ -249,6 +263,9 @@ impl Catalog {
             return Observed::Known;
         };
         if let Some(info) = self.fields.get_mut(name) {
+            if fits(info.ty, value) {
+                return Observed::Known;
+            }
             return match place(info.ty, value) {
                 Placement::Typed(_) => Observed::Known,
                 Placement::Raw(_) if info.ty == FieldType::Int && kind_ty == FieldType::Float => {

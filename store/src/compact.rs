@@ -83,8 +83,10 @@ use crate::parquet_file::writer_properties;
 pub const CONTAINER_PREFIX: &str = "compact-";
 /// The staging directory inside a container; after the exchange, the old partition.
 pub const STAGING_DIR: &str = "part";
-/// Rows read from an input at a time.
-const READ_BATCH_ROWS: usize = 4096;
+/// Rows read from an input at a time. Inputs whose time ranges overlap are all open at once,
+/// each holding a batch: with `Policy::max_files` inputs of ~60 columns this keeps a merge
+/// within about a hundred MB.
+const READ_BATCH_ROWS: usize = 1024;
 /// Rows per batch handed to the writer.
 const WRITE_BATCH_ROWS: usize = 8192;
 
@@ -171,6 +173,10 @@ pub struct Policy {
     pub target_file_bytes: u64,
     /// A merge needs at least this many inputs.
     pub min_files: usize,
+    /// A merge takes at most this many inputs: they may all be open at once (when their time
+    /// ranges overlap, as they do when late events arrive), so this bounds a merge's memory.
+    /// More small files are merged over several rounds.
+    pub max_files: usize,
 }
 
 impl Default for Policy {
@@ -178,6 +184,7 @@ impl Default for Policy {
         Policy {
             target_file_bytes: 128 << 20,
             min_files: 4,
+            max_files: 32,
         }
     }
 }
@@ -252,8 +259,9 @@ pub fn partition_files(dir: &Path) -> Result<Vec<PartitionFile>> {
 }
 
 /// Groups of files to merge: the files smaller than half the target, in write order, cut into
-/// runs whose sizes add up to at most the target; runs shorter than `min_files` are left alone
-/// (a run cut short by the target is made of files big enough not to matter).
+/// runs whose sizes add up to at most the target and of at most `max_files` files; runs shorter
+/// than `min_files` are left alone (a run cut short by the target is made of files big enough
+/// not to matter).
 pub fn plan(files: &[PartitionFile], policy: &Policy) -> Vec<Vec<PartitionFile>> {
     let mut small: Vec<&PartitionFile> = files
         .iter()
@@ -264,7 +272,9 @@ pub fn plan(files: &[PartitionFile], policy: &Policy) -> Vec<Vec<PartitionFile>>
     let mut run: Vec<PartitionFile> = Vec::new();
     let mut run_bytes = 0;
     for f in small {
-        if !run.is_empty() && run_bytes + f.bytes > policy.target_file_bytes {
+        let full =
+            run.len() >= policy.max_files.max(2) || run_bytes + f.bytes > policy.target_file_bytes;
+        if !run.is_empty() && full {
             let done = std::mem::take(&mut run);
             if done.len() >= policy.min_files.max(2) {
                 groups.push(done);
@@ -1153,6 +1163,7 @@ mod tests {
         let policy = Policy {
             target_file_bytes: 100,
             min_files: 3,
+            max_files: 4,
         };
         // 60 is at least half the target: never an input.
         let files = [
@@ -1169,13 +1180,18 @@ mod tests {
             .iter()
             .map(|g| g.iter().map(|f| f.path.to_str().unwrap()).collect())
             .collect();
+        // "f" would fit the target, but the run has max_files already.
         assert_eq!(names, [vec!["a", "c", "d", "e"]]);
         // fewer than min_files small files: nothing to do
         assert!(plan(&files[..3], &policy).is_empty());
         // a second run once the first is full
         let many: Vec<_> = (0..10).map(|i| f(&format!("{i:02}"), 20)).collect();
         let groups = plan(&many, &policy);
-        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [5, 5]);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4]);
+        // files so small that only max_files cuts the runs
+        let tiny: Vec<_> = (0..10).map(|i| f(&format!("{i:02}"), 1)).collect();
+        let groups = plan(&tiny, &policy);
+        assert_eq!(groups.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4]);
     }
 
     #[test]

@@ -288,7 +288,9 @@ async fn a_server_at_its_memory_bound_is_retried_after_retry_after() {
     // server answers 429 (Retry-After: 1) until the flush that the refusal asks for has run.
     let server = ServerProcess::start(
         &data,
-        Some("[collector]\nflush_interval_ms = 60000\nmax_buffered_bytes = 200000\n"),
+        Some(
+            "[collector]\nflush_interval_ms = 60000\nmax_buffered_bytes = 200000\nadmission_wait_ms = 0\n",
+        ),
     );
     std::fs::write(dir.join("many.ndjson"), ndjson("busy", 40_000)).unwrap();
     let url = server.base.clone();
