@@ -32,6 +32,55 @@ pub(crate) enum Command {
     /// through a running server.
     #[command(after_help = INGEST_HELP)]
     Ingest(IngestArgs),
+    /// Check a config's sampling sections, or replay events through one.
+    #[command(subcommand)]
+    Sampling(SamplingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SamplingCommand {
+    /// Validate a config file and explain each dataset's effective sampling (rules in order,
+    /// samplers with every default filled in). Problems are listed with their line.
+    Check {
+        /// The config file [default: --config, or ./loupe.toml]
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Replay NDJSON events through a dataset's sampling and print, per rule and key, the
+    /// events seen and kept, the effective rate, and the weighted total next to the truth.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum SimulateFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SimulateArgs {
+    /// NDJSON files (plain, gzip or zstd); `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The dataset whose sampling section applies (or the "*" section).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) dataset: String,
+    /// Replay at this pace (events per second of simulated time) instead of at each event's
+    /// own timestamp. Use it for files without timestamps.
+    #[arg(long, value_name = "N", value_parser = positive_f64)]
+    pub(crate) events_per_second: Option<f64>,
+    /// Keys to show in the table.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) top: usize,
+    #[arg(long, value_enum, default_value_t = SimulateFormat::Table)]
+    pub(crate) format: SimulateFormat,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a positive number, found {s:?}")),
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -9,13 +9,20 @@
 //!
 //! [collector.limits]
 //! max_body_bytes = 33554432
+//!
+//! # Per dataset; "*" is every dataset without a section of its own. The sampling options
+//! # are loupe-sampling's (`loupe_sampling::config`); `loupe sampling check` explains them.
+//! [datasets.api.sampling]
+//! key_fields = ["http.route", "http.status_code"]
+//! sampler = "ema"
+//! goal_rate = 20
 //! ```
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use loupe_collector::CollectorConfig;
+use loupe_collector::{CollectorConfig, DatasetConfigs};
 use serde::Deserialize;
 
 pub(crate) const DEFAULT_CONFIG_FILE: &str = "loupe.toml";
@@ -35,6 +42,12 @@ pub(crate) struct Config {
     /// API keys (see `auth`); none means open, and loopback only unless `--insecure`.
     #[serde(default)]
     pub(crate) keys: Vec<crate::auth::KeyConfig>,
+    /// `[datasets.<name>]`: moved into `collector.datasets` once checked.
+    #[serde(default)]
+    datasets: DatasetConfigs,
+    /// The file this came from, to read again on a reload.
+    #[serde(skip)]
+    pub(crate) source: Option<PathBuf>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -52,6 +65,8 @@ impl Default for Config {
             http: default_http(),
             collector: CollectorConfig::default(),
             keys: Vec::new(),
+            datasets: DatasetConfigs::new(),
+            source: None,
         }
     }
 }
@@ -67,17 +82,29 @@ impl Config {
         };
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let config = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        let mut config = Config::parse(&text).with_context(|| format!("in {}", path.display()))?;
+        config.source = Some(path);
         Ok(config)
     }
 
+    /// Parses and checks a config file's text. Every problem is reported at once, with its
+    /// option and, where it is written in the file, its line.
     pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
         // toml's errors carry the line and column and the offending key.
-        let config: Config = toml::from_str(text)?;
-        let problems = config.collector.problems();
+        let mut config: Config = toml::from_str(text)?;
+        // Dataset sections are checked here, where the text is, so problems get their line.
+        let mut problems: Vec<String> = loupe_collector::dataset_problems(&config.datasets)
+            .iter()
+            .map(|p| match crate::config_lines::line_of(text, &p.path) {
+                Some(line) => format!("line {line}: {p}"),
+                None => p.to_string(),
+            })
+            .collect();
+        problems.extend(config.collector.problems());
         if !problems.is_empty() {
             bail!("invalid settings:\n  {}", problems.join("\n  "));
         }
+        config.collector.datasets = std::mem::take(&mut config.datasets);
         Ok(config)
     }
 }
@@ -104,6 +131,21 @@ mod tests {
         assert_eq!(c.http.port(), 9);
         assert_eq!(c.collector.flush_interval_ms, 5);
         assert_eq!(c.collector.limits.max_fields_per_event, 7);
+    }
+
+    #[test]
+    fn dataset_problems_name_the_option_and_its_line() {
+        let text = "[datasets.api.sampling]\nsampler = \"ema\"\n\n\
+                    [[datasets.api.sampling.rules]]\nwhen = \"status >>= 5\"\naction = \"keep\"\n\
+                    [datasets.Web.sampling]\nsampler = \"fixed\"\nrate = 2\n";
+        let e = format!("{:#}", Config::parse(text).unwrap_err());
+        assert!(
+            e.contains("line 5: datasets.api.sampling.rules[0].when"),
+            "{e}"
+        );
+        assert!(e.contains("datasets.Web"), "{e}");
+        let ok = Config::parse("[datasets.api.sampling]\nsampler = \"fixed\"\nrate = 4\n").unwrap();
+        assert!(ok.collector.datasets["api"].sampling.is_some());
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! `loupe demo`: a fresh directory, an embedded server, simulated services instrumented with the
-//! loupe SDK sending their traffic (with an incident in it) over HTTP, and what loupe shows of it
-//! at this stage of the project.
+//! loupe SDK sending their traffic (with an incident in it) over HTTP, sampled dynamically with
+//! every kept event's weight recorded, and what loupe shows of it at this stage of the project.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use loupe_bench::{CAUSE_FIELDS, DEFAULT_START_US, Effect, Generator, Incident, WorkloadConfig};
-use loupe_collector::CollectorConfig;
+use loupe_collector::{CollectorConfig, DatasetConfig};
 use loupe_query::QueryEngine;
+use loupe_sampling::SamplingConfig;
 use tracing_subscriber::prelude::*;
 
 use crate::cli::DemoArgs;
@@ -25,6 +27,25 @@ const SPAN_S: f64 = 2.0 * 3600.0;
 const INCIDENT_START_S: i64 = 50 * 60;
 const INCIDENT_END_S: i64 = 70 * 60;
 const LATENCY_MULTIPLIER: f64 = 8.0;
+/// The demo dataset's sampling, as it would be written in `loupe.toml`: errors and slow requests
+/// are kept whole, the rest sampled per service and status toward 1 in 10 on average. The
+/// interval is short because the demo's traffic passes in seconds of wall-clock time.
+const SAMPLING: &str = r#"
+key_fields = ["service.name", "http.status_code"]
+sampler = "ema"
+goal_rate = 10
+interval_ms = 500
+
+[[rules]]
+name = "errors"
+when = "error = true"
+action = "keep"
+
+[[rules]]
+name = "slow"
+when = "duration_ms > 1000"
+action = "keep"
+"#;
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     if args.events < 2 * BATCH_EVENTS {
@@ -37,10 +58,18 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .tempdir()
         .context("creating the demo's directory")?;
     let data_dir = tmp.path().join("data");
+    let sampling: SamplingConfig = toml::from_str(SAMPLING).context("the demo's sampling")?;
+    let mut collector = CollectorConfig::default();
+    collector.datasets.insert(
+        DATASET.to_owned(),
+        DatasetConfig {
+            sampling: Some(sampling),
+        },
+    );
     let server = Server::start(
         &data_dir,
         "127.0.0.1:0".parse()?,
-        CollectorConfig::default(),
+        collector,
         crate::auth::Keys::default(),
     )
     .await?;
@@ -73,7 +102,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // 1. Ingest over HTTP.
     let traffic_base = base.clone();
-    let (generator, ingest) =
+    let (generator, mut ingest) =
         tokio::task::spawn_blocking(move || send_traffic(&traffic_base, config, args.events))
             .await??;
     let truth = generator.truth().clone();
@@ -104,8 +133,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("   A batch with two broken events in it: {bad}");
     println!();
 
-    // 2. Storage.
+    // 2. Sampling.
     server.collector.flush_all().await?;
+    let engine = QueryEngine::new(server.collector.store().clone());
+    sampling_report(&engine, &mut ingest).await?;
+
+    // 3. Storage.
     let files = server
         .collector
         .store()
@@ -115,25 +148,27 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
-    let engine = QueryEngine::new(server.collector.store().clone());
     let fields = engine
         .sql(&format!("SELECT count(*) AS n FROM information_schema.columns WHERE table_name = '{DATASET}'"), 1)
         .await?;
     let nfields = first_i64(&fields)?;
     println!(
-        "2. Storage: {} Parquet files (zstd, dictionaries, page index, sorted by time) in date=/hour= partitions",
+        "3. Storage: {} Parquet files (zstd, dictionaries, page index, sorted by time) in date=/hour= partitions",
         files.len()
     );
     println!(
-        "   {:.1} MB on disk, {:.0} bytes per event: {:.1}x smaller than the JSON. {nfields} columns in the merged schema.",
+        "   {:.1} MB on disk for {} stored events, {:.0} bytes per stored event. {nfields} columns in the merged schema.",
         disk as f64 / 1e6,
-        disk as f64 / sent as f64,
-        ingest.json_bytes as f64 / disk as f64
+        ingest.stored,
+        disk as f64 / ingest.stored.max(1) as f64
     );
     println!();
 
-    // 3. SQL.
-    println!("3. SQL, as an analyst would ask it (loupe sql '...', or POST {base}/api/v1/sql):");
+    // 4. SQL.
+    println!("4. SQL, as an analyst would ask it (loupe sql '...', or POST {base}/api/v1/sql).");
+    println!(
+        "   Each stored event stands for sample_rate events: sum(sample_rate) counts events, count(*) counts rows."
+    );
     println!();
     let window = format!(
         "timestamp >= '{}' AND timestamp < '{}'",
@@ -144,10 +179,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &engine,
         "Which services take the traffic, and how fast are they?",
         &format!(
-            r#"SELECT "service.name", count(*) AS events,
-       round(100.0 * avg(CASE WHEN error THEN 1.0 ELSE 0.0 END), 2) AS error_pct,
-       round(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), 1) AS p50_ms,
-       round(approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 1) AS p99_ms
+            r#"SELECT "service.name", round(sum(sample_rate)) AS events, count(*) AS stored,
+       round(100.0 * sum(CASE WHEN error THEN sample_rate ELSE 0 END) / sum(sample_rate), 2) AS error_pct,
+       round(approx_percentile_cont_with_weight(sample_rate, 0.5) WITHIN GROUP (ORDER BY duration_ms), 1) AS p50_ms,
+       round(approx_percentile_cont_with_weight(sample_rate, 0.99) WITHIN GROUP (ORDER BY duration_ms), 1) AS p99_ms
 FROM {DATASET} GROUP BY 1 ORDER BY events DESC LIMIT 6"#
         ),
     )
@@ -156,15 +191,15 @@ FROM {DATASET} GROUP BY 1 ORDER BY events DESC LIMIT 6"#
         &engine,
         "Is something wrong? p99 latency in 10-minute buckets:",
         &format!(
-            r#"SELECT date_bin(INTERVAL '10 minutes', timestamp) AS bucket, count(*) AS events,
-       round(approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 1) AS p99_ms
+            r#"SELECT date_bin(INTERVAL '10 minutes', timestamp) AS bucket, round(sum(sample_rate)) AS events,
+       round(approx_percentile_cont_with_weight(sample_rate, 0.99) WITHIN GROUP (ORDER BY duration_ms), 1) AS p99_ms
 FROM {DATASET} GROUP BY 1 ORDER BY 1"#
         ),
     )
     .await?;
     let p99 = engine
         .sql(
-            &format!("SELECT approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) FROM {DATASET} WHERE timestamp < '{}'", loupe_event::time::format_timestamp(us(INCIDENT_START_S))),
+            &format!("SELECT approx_percentile_cont_with_weight(sample_rate, 0.99) WITHIN GROUP (ORDER BY duration_ms) FROM {DATASET} WHERE timestamp < '{}'", loupe_event::time::format_timestamp(us(INCIDENT_START_S))),
             1,
         )
         .await?;
@@ -173,15 +208,15 @@ FROM {DATASET} GROUP BY 1 ORDER BY 1"#
         &engine,
         &format!(
             "What do the slow requests (> {threshold:.0} ms, the p99 before the spike) in the spike have in common?\n   \
-             Every categorical field's values, share among slow vs. all other requests in the window:"
+             Every categorical field's values, weighted share among slow vs. all other requests in the window:"
         ),
         &common_values_sql(&window, threshold),
     )
     .await?;
     let top: Vec<(String, String)> = rows_as_strings(&common)?;
 
-    // 4. The truth.
-    println!("4. What was planted: {incident}");
+    // 5. The truth.
+    println!("5. What was planted: {incident}");
     println!(
         "   It matched {} of the {} events in its window ({:.1}%), each made {LATENCY_MULTIPLIER}x slower.",
         truth.matched,
@@ -207,9 +242,7 @@ FROM {DATASET} GROUP BY 1 ORDER BY 1"#
             found.join(", ")
         }
     );
-    println!(
-        "   That table looks at one field at a time, unweighted. The outliers engine (planned) will rank"
-    );
+    println!("   That table looks at one field at a time. The outliers engine (planned) will rank");
     println!("   combinations of fields, weighted by sample rate, with a significance guard.");
     println!();
 
@@ -232,6 +265,11 @@ struct Ingested {
     stats: loupe_sdk::ExportStats,
     json_bytes: u64,
     elapsed: Duration,
+    /// The truth the sampler's weights must estimate: events generated per sampling key.
+    seen_per_key: HashMap<String, u64>,
+    errors_seen: u64,
+    /// Filled in once the events are stored.
+    stored: u64,
 }
 
 /// Generates the traffic on one thread and replays it through [`SERVICES`] simulated service
@@ -280,10 +318,19 @@ fn send_traffic(
         }));
     }
     let mut generator = Generator::new(config);
+    let mut seen_per_key: HashMap<String, u64> = HashMap::new();
+    let mut errors_seen = 0;
     let mut left = events;
     while left > 0 {
         let n = left.min(BATCH_EVENTS);
-        let chunk = (0..n).map(|_| generator.next_event()).collect();
+        let chunk = (0..n)
+            .map(|_| {
+                let e = generator.next_event();
+                *seen_per_key.entry(demo_key(&e)).or_default() += 1;
+                errors_seen += u64::from(e.get("error") == Some(&loupe_event::Value::Bool(true)));
+                e
+            })
+            .collect();
         if tx.send(chunk).is_err() {
             break;
         }
@@ -307,8 +354,112 @@ fn send_traffic(
             stats: total,
             json_bytes: total.sent_bytes,
             elapsed: start.elapsed(),
+            seen_per_key,
+            errors_seen,
+            stored: 0,
         },
     ))
+}
+
+/// The demo's sampling key of an event as the report shows it: `service|status`.
+fn demo_key(e: &loupe_event::Event) -> String {
+    let text = |f: &str| {
+        e.get(f)
+            .filter(|v| !v.is_null())
+            .map_or_else(|| "-".to_owned(), |v| v.to_string())
+    };
+    format!("{}|{}", text("service.name"), text("http.status_code"))
+}
+
+/// Section 2: what was stored per key, and how close the weighted counts come to the truth the
+/// generator counted. Grouped by the key's fields (not `meta.sample_key`), so events the rules
+/// kept count with their key.
+async fn sampling_report(engine: &QueryEngine, ingest: &mut Ingested) -> anyhow::Result<()> {
+    let out = engine
+        .sql(
+            &format!(
+                r#"SELECT concat(coalesce("service.name", '-'), '|', coalesce(CAST("http.status_code" AS VARCHAR), '-')) AS key,
+       count(*) AS kept, sum(sample_rate) AS weighted,
+       sum(CASE WHEN error THEN 1 ELSE 0 END) AS errors,
+       sum(CASE WHEN "meta.sample_rule" = 'default' THEN 0 ELSE 1 END) AS by_rule
+FROM {DATASET} GROUP BY 1"#
+            ),
+            100_000,
+        )
+        .await
+        .context("the demo's sampling query")?;
+    let mut per_key: HashMap<String, (u64, f64)> = HashMap::new();
+    let (mut stored, mut weighted, mut errors_kept, mut by_rule) = (0u64, 0.0, 0u64, 0u64);
+    for (key, [kept, errors, rule_kept], w) in key_rows(&out)? {
+        stored += kept;
+        weighted += w;
+        errors_kept += errors;
+        by_rule += rule_kept;
+        per_key.insert(key, (kept, w));
+    }
+    ingest.stored = stored;
+    let sent = ingest.stats.sent;
+    println!(
+        "2. Sampling, before the write-ahead log: {stored} of {sent} events stored ({:.1}x fewer). Each stored event",
+        sent as f64 / stored.max(1) as f64
+    );
+    println!(
+        "   records its weight (sample_rate) and why it was kept (meta.sample_key, meta.sample_rule). Rules keep"
+    );
+    println!(
+        "   every error and every request over 1 s ({by_rule} events); the rest is sampled per service and status"
+    );
+    println!("   by an EMA sampler aiming at 1 in 10 on average, rare keys kept whole.");
+    println!(
+        "   Errors: {} generated, {errors_kept} stored. Weighted total: {weighted:.0} events vs {sent} generated ({:+.2}%).",
+        ingest.errors_seen,
+        100.0 * (weighted - sent as f64) / sent.max(1) as f64
+    );
+    let mut keys: Vec<(&String, &u64)> = ingest.seen_per_key.iter().collect();
+    keys.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    println!();
+    println!(
+        "     {:<28} {:>9} {:>8} {:>7} {:>11} {:>8}",
+        "key (service|status)", "seen", "stored", "rate", "weighted", "error"
+    );
+    for &(key, &seen) in keys.iter().take(8) {
+        let (kept, w) = per_key.get(key).copied().unwrap_or_default();
+        println!(
+            "     {:<28} {:>9} {:>8} {:>7.1} {:>11.0} {:>+7.1}%",
+            key,
+            seen,
+            kept,
+            seen as f64 / kept.max(1) as f64,
+            w,
+            100.0 * (w - seen as f64) / seen as f64
+        );
+    }
+    println!(
+        "     ({} keys; rate = seen / stored; weighted = sum of the stored events' sample_rate)",
+        ingest.seen_per_key.len()
+    );
+    println!();
+    Ok(())
+}
+
+/// (key, [kept, errors, kept by a rule], weighted) per row of the sampling query.
+fn key_rows(out: &loupe_query::QueryOutput) -> anyhow::Result<Vec<(String, [u64; 3], f64)>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+    use datafusion::arrow::util::display::array_value_to_string;
+    let mut rows = Vec::new();
+    for b in &out.batches {
+        let int = |c: usize, i: usize| b.column(c).as_primitive::<Int64Type>().value(i) as u64;
+        let weighted = b.column(2).as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            rows.push((
+                array_value_to_string(b.column(0), i)?,
+                [int(1, i), int(3, i), int(4, i)],
+                weighted.value(i),
+            ));
+        }
+    }
+    Ok(rows)
 }
 
 /// Sends three events, two of them broken, and summarises the per-event answer.
@@ -338,22 +489,23 @@ async fn send_bad_batch(base: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// One UNION ALL over every categorical field: for each value, its share among the slow
-/// requests of the window and among the others, ranked by the difference.
+/// One UNION ALL over every categorical field: for each value, its weighted share (sum of
+/// `sample_rate`) among the slow requests of the window and among the others, ranked by the
+/// difference.
 fn common_values_sql(window: &str, threshold_ms: f64) -> String {
     let per_field: Vec<String> = CAUSE_FIELDS
         .iter()
         .map(|f| {
             format!(
                 r#"SELECT '{f}' AS field, CAST("{f}" AS VARCHAR) AS value,
-       sum(CASE WHEN slow THEN 1 ELSE 0 END) AS slow_n, sum(CASE WHEN slow THEN 0 ELSE 1 END) AS other_n
+       sum(CASE WHEN slow THEN sample_rate ELSE 0 END) AS slow_n, sum(CASE WHEN slow THEN 0 ELSE sample_rate END) AS other_n
 FROM w GROUP BY 2"#
             )
         })
         .collect();
     format!(
         r#"WITH w AS (SELECT *, duration_ms > {threshold_ms} AS slow FROM {DATASET} WHERE {window}),
-totals AS (SELECT sum(CASE WHEN slow THEN 1 ELSE 0 END) AS slow_t, sum(CASE WHEN slow THEN 0 ELSE 1 END) AS other_t FROM w),
+totals AS (SELECT sum(CASE WHEN slow THEN sample_rate ELSE 0 END) AS slow_t, sum(CASE WHEN slow THEN 0 ELSE sample_rate END) AS other_t FROM w),
 v AS ({})
 SELECT field, value, round(100.0 * slow_n / slow_t, 1) AS pct_of_slow, round(100.0 * other_n / other_t, 1) AS pct_of_others
 FROM v, totals WHERE value IS NOT NULL

@@ -15,6 +15,8 @@
 mod read;
 mod send;
 
+pub(crate) use read::open_decompressed;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};

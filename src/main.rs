@@ -3,8 +3,10 @@
 mod auth;
 mod cli;
 mod config;
+mod config_lines;
 mod demo;
 mod import;
+mod sampling_cmd;
 mod serve;
 mod sql;
 
@@ -12,7 +14,7 @@ use anyhow::bail;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, SamplingCommand};
 use config::Config;
 
 #[global_allocator]
@@ -27,7 +29,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let config = Config::load(cli.config.as_deref())?;
+    // `loupe sampling check FILE` checks that file.
+    let path = match &cli.command {
+        Command::Sampling(SamplingCommand::Check { file: Some(f) }) => Some(f.as_path()),
+        _ => cli.config.as_deref(),
+    };
+    let config = Config::load(path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -55,6 +62,8 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 );
             }
             let stop = serve::shutdown_signal()?;
+            let mut hup = serve::reload_signal()?;
+            let source = config.source.clone();
             let server =
                 serve::Server::start(&config.data_dir, config.http, config.collector, keys).await?;
             // Tests and scripts read this line to learn the port (with --http 127.0.0.1:0).
@@ -63,7 +72,17 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 server.addr,
                 config.data_dir.display()
             );
-            stop.await;
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    _ = &mut stop => break,
+                    _ = hup.recv() => {
+                        if let Err(e) = server.reload(source.as_deref()) {
+                            tracing::error!("reload refused, the running settings stay: {e:#}");
+                        }
+                    }
+                }
+            }
             eprintln!("shutting down: flushing buffered events");
             server.stop().await
         }
@@ -73,5 +92,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo::run(args).await,
         Command::Ingest(args) => import::run(args, config).await,
+        Command::Sampling(SamplingCommand::Check { .. }) => sampling_cmd::check(&config),
+        Command::Sampling(SamplingCommand::Simulate(args)) => {
+            sampling_cmd::simulate(&config, &args)
+        }
     }
 }

@@ -22,7 +22,6 @@ const SELF_TELEMETRY_INTERVAL: std::time::Duration = std::time::Duration::from_s
 /// A running server.
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
-    #[allow(dead_code)] // the demo uses it
     pub(crate) collector: Collector,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -76,6 +75,7 @@ impl Server {
         let flusher = collector.spawn_background_flush();
         let compactor = collector.spawn_background_compaction();
         let telemetry = collector.spawn_self_telemetry(SELF_TELEMETRY_INTERVAL);
+        let sampling = collector.spawn_background_sampling();
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
         let app = app(collector.clone(), engine, keys);
         let c = collector.clone();
@@ -91,6 +91,7 @@ impl Server {
             flusher.abort();
             compactor.abort();
             telemetry.abort();
+            sampling.abort();
             Ok(())
         });
         Ok(Server {
@@ -101,11 +102,38 @@ impl Server {
         })
     }
 
+    /// Reads the config file again and installs its dataset settings (sampling). Other
+    /// settings need a restart; a file with any problem changes nothing.
+    pub(crate) fn reload(&self, source: Option<&Path>) -> anyhow::Result<()> {
+        let Some(path) = source else {
+            tracing::warn!("reload asked for, but the server was started without a config file");
+            return Ok(());
+        };
+        let config = crate::config::Config::load(Some(path))?;
+        let report = self.collector.reload_datasets(&config.collector.datasets)?;
+        for (dataset, restored) in &report.rebuilt {
+            tracing::info!(%dataset, restored = ?restored.restored, skipped = ?restored.skipped,
+                recomputed = ?restored.recomputed, "sampling reloaded");
+        }
+        for dataset in &report.stopped {
+            tracing::info!(%dataset, "no longer sampled");
+        }
+        tracing::info!(path = %path.display(),
+            "reloaded dataset settings (other settings take effect at the next start)");
+        Ok(())
+    }
+
     /// Stops accepting, finishes in-flight requests, flushes, and returns.
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
         self.task.await?
     }
+}
+
+/// A stream of SIGHUPs: each asks for a reload of the dataset settings.
+pub(crate) fn reload_signal() -> anyhow::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    Ok(signal(SignalKind::hangup())?)
 }
 
 /// Registers for SIGINT and SIGTERM now, and returns a future that resolves on either. Register

@@ -35,6 +35,13 @@ pub struct CollectorConfig {
     pub max_datasets: usize,
     /// Merging small Parquet files (the `[collector.compaction]` table).
     pub compaction: CompactionConfig,
+    /// How often what the samplers learned is saved (`<dataset>/_sampling/state.json`), and
+    /// idle samplers' intervals are ended. A crash loses at most this much learning.
+    pub sampling_save_interval_ms: u64,
+    /// Per-dataset settings. They live at the top of `loupe.toml` (`[datasets.<name>]`, see
+    /// [`crate::DatasetConfig`]), not under `[collector]`: the binary moves them here.
+    #[serde(skip)]
+    pub datasets: crate::DatasetConfigs,
 }
 
 /// When small Parquet files are merged (see `loupe_store::compact`).
@@ -88,6 +95,8 @@ impl Default for CollectorConfig {
             admission_wait_ms: 1_000,
             max_datasets: 1_000,
             compaction: CompactionConfig::default(),
+            sampling_save_interval_ms: 10_000,
+            datasets: crate::DatasetConfigs::new(),
         }
     }
 }
@@ -141,6 +150,14 @@ impl CollectorConfig {
         if self.flush_interval_ms == 0 {
             out.push("collector.flush_interval_ms must be greater than 0".to_owned());
         }
+        if self.sampling_save_interval_ms == 0 {
+            out.push("collector.sampling_save_interval_ms must be greater than 0".to_owned());
+        }
+        out.extend(
+            crate::sampling::dataset_problems(&self.datasets)
+                .iter()
+                .map(ToString::to_string),
+        );
         let c = &self.compaction;
         if c.interval_ms == 0 {
             out.push("collector.compaction.interval_ms must be greater than 0".to_owned());

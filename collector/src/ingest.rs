@@ -1,4 +1,4 @@
-//! From request bytes to durable events: decompress, decode, validate, (sample), append.
+//! From request bytes to durable events: decompress, decode, validate, sample, append.
 //!
 //! Each step keeps per-event outcomes, so one bad event never sinks its neighbours.
 
@@ -109,8 +109,12 @@ pub enum EventStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IngestOutcome {
     pub dataset: String,
+    /// Valid events taken: stored, or dropped by the dataset's sampler and accounted for by
+    /// the weights of the events it kept.
     pub accepted: usize,
     pub rejected: usize,
+    /// Of the accepted, how many the sampler dropped (0 for a dataset that is not sampled).
+    pub sampled_out: usize,
     /// One entry per event in the body, in order.
     pub events: Vec<EventStatus>,
     /// Bytes of the body after decompression (0 when the events came decoded).
@@ -141,7 +145,7 @@ impl Collector {
         Ok(outcome)
     }
 
-    /// Ingests events another door decoded (the Honeycomb API, OTLP): validated, (sampled) and
+    /// Ingests events another door decoded (the Honeycomb API, OTLP): validated, sampled and
     /// appended exactly like the native door's. Returns once every accepted event is durable.
     pub async fn ingest_events(
         &self,
@@ -183,16 +187,21 @@ impl Intake {
         }
     }
 
-    async fn commit(self, collector: &Collector, name: DatasetName) -> Result<IngestOutcome> {
-        // The sampling stage (loupe-sampling) goes here, between validation and the WAL, so
-        // dropped events never cost a write; kept events will carry their weight.
+    async fn commit(mut self, collector: &Collector, name: DatasetName) -> Result<IngestOutcome> {
         let n = self.accepted.len();
+        // Between validation and the WAL, so dropped events never cost a write; kept events
+        // carry their weight. Decided at the receive time, not the events' own timestamps.
+        let sampled = collector
+            .inner
+            .sampling
+            .apply(&name, &mut self.accepted, self.now_us);
         let started = std::time::Instant::now();
         collector.append_durable(&name, self.accepted).await?;
         Ok(IngestOutcome {
             dataset: name.to_string(),
             accepted: n,
             rejected: self.statuses.len() - n,
+            sampled_out: sampled.dropped,
             events: self.statuses,
             body_bytes: 0,
             wal_wait: started.elapsed(),

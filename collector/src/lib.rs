@@ -29,6 +29,7 @@ pub mod honeycomb;
 mod http;
 mod ingest;
 pub mod otlp;
+mod sampling;
 mod telemetry;
 mod wal;
 
@@ -48,10 +49,12 @@ pub use dataset::FlushStats;
 pub use error::{Error, Result, WalError};
 pub use http::{error_response, router};
 pub use ingest::{Encoding, EventStatus, IngestOutcome, decompress, format_from_content_type};
+pub use sampling::{ALL_DATASETS, DatasetConfig, DatasetConfigs, ReloadReport, dataset_problems};
 pub use telemetry::{Door, SELF_DATASET};
 
 use buffered::Buffered;
 use dataset::DatasetHandle;
+use sampling::SamplingStage;
 use telemetry::{Gauges, RequestReport, Telemetry};
 
 /// The collector. Cheap to clone: clones share one state.
@@ -80,6 +83,7 @@ struct Inner {
     room: Notify,
     shutting_down: AtomicBool,
     telemetry: Telemetry,
+    sampling: SamplingStage,
 }
 
 /// What start-up recovered.
@@ -134,7 +138,9 @@ impl Collector {
             tracing::info!(?report, "recovered from the write-ahead log");
         }
         let inflight = Arc::new(Semaphore::new(kib(config.max_inflight_body_bytes)));
+        let sampling = SamplingStage::new(store.clone(), &config.datasets);
         let inner = Inner {
+            sampling,
             store,
             _lock: lock,
             creating: tokio::sync::Mutex::new(()),
@@ -316,7 +322,7 @@ impl Collector {
     pub fn render_metrics(&self) -> String {
         let config = &self.inner.config;
         let free_kib = self.inner.inflight.available_permits();
-        self.inner.telemetry.render(&Gauges {
+        let mut out = self.inner.telemetry.render(&Gauges {
             buffered_events: self.buffered_events(),
             buffered_bytes: self.buffered_bytes(),
             max_buffered_bytes: config.max_buffered_bytes,
@@ -325,6 +331,54 @@ impl Collector {
                 .saturating_mul(1024),
             max_inflight_body_bytes: config.max_inflight_body_bytes,
             datasets: self.inner.datasets.read().expect("datasets lock").len(),
+        });
+        self.inner.sampling.render_metrics(&mut out);
+        out
+    }
+
+    /// Installs new per-dataset settings (a config reload). Nothing changes unless all of them
+    /// are valid; running samplers carry what they learned over to their new settings.
+    pub fn reload_datasets(&self, datasets: &DatasetConfigs) -> Result<ReloadReport> {
+        self.inner
+            .sampling
+            .reload(datasets)
+            .map_err(|problems| Error::InvalidConfig {
+                problems: problems.iter().map(ToString::to_string).collect(),
+            })
+    }
+
+    /// The effective sampling of `dataset` in words (rules, samplers, every default filled
+    /// in), or `None` when it is not sampled.
+    pub fn explain_sampling(&self, dataset: &str) -> Result<Option<String>> {
+        let name = DatasetName::new(dataset).map_err(Error::InvalidDataset)?;
+        Ok(self.inner.sampling.explain(&name))
+    }
+
+    /// Saves what the samplers learned (those that decided anything since their last save).
+    pub async fn save_sampling_state(&self) -> Result<usize> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.inner.sampling.save_blocking())
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(Error::Store)
+    }
+
+    /// Every `sampling_save_interval_ms`, until [`Collector::shutdown`]: ends idle samplers'
+    /// intervals and saves what the samplers learned.
+    pub fn spawn_background_sampling(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let interval = Duration::from_millis(self.inner.config.sampling_save_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                if this.inner.shutting_down.load(Ordering::Relaxed) {
+                    break;
+                }
+                this.inner.sampling.advance(this.now_us());
+                if let Err(e) = this.save_sampling_state().await {
+                    tracing::warn!(error = %e, "could not save the sampler state; will retry");
+                }
+            }
         })
     }
 
@@ -449,6 +503,9 @@ impl Collector {
         if let Err(e) = self.flush_all().await {
             tracing::error!(error = %e, "final flush failed; the WAL keeps the events for the next start");
         }
+        if let Err(e) = self.save_sampling_state().await {
+            tracing::warn!(error = %e, "could not save the sampler state; the samplers will warm up again");
+        }
         self.stop_writers().await;
     }
 }
@@ -476,5 +533,7 @@ fn lock_root(root: &Path) -> Result<std::fs::File> {
     }
 }
 
+#[cfg(test)]
+mod sampling_tests;
 #[cfg(test)]
 mod tests;

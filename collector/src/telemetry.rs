@@ -69,6 +69,8 @@ pub(crate) struct RequestEvents {
     pub(crate) dataset: String,
     pub(crate) events_in: usize,
     pub(crate) accepted: usize,
+    /// Of the accepted, dropped by the dataset's sampler.
+    pub(crate) sampled_out: usize,
     pub(crate) rejected: BTreeMap<&'static str, usize>,
     /// The body after decompression.
     pub(crate) body_bytes: usize,
@@ -92,6 +94,7 @@ impl RequestEvents {
         self.dataset.push_str(&outcome.dataset);
         self.events_in += outcome.events.len();
         self.accepted += outcome.accepted;
+        self.sampled_out += outcome.sampled_out;
         for s in &outcome.events {
             if let EventStatus::Rejected { code, .. } = s {
                 *self.rejected.entry(code).or_default() += 1;
@@ -316,7 +319,8 @@ impl Telemetry {
             &mut out,
             "loupe_ingest_events_accepted_total",
             "counter",
-            "Events made durable (acknowledged), by door.",
+            "Valid events acknowledged, by door: made durable, or dropped by a sampler and \
+             accounted for by the weights of the kept (loupe_sampling_events_total).",
         );
         for (door, n) in &c.accepted {
             let _ = writeln!(
@@ -490,6 +494,7 @@ fn request_event(r: &RequestReport<'_>, now_us: i64) -> Event {
         }
         e.insert("events_in", ev.events_in as i64);
         e.insert("accepted", ev.accepted as i64);
+        e.insert("sampled_out", ev.sampled_out as i64);
         e.insert("rejected", ev.rejected.values().sum::<usize>() as i64);
         for (code, n) in &ev.rejected {
             e.insert(format!("rejected.{code}"), *n as i64);
@@ -528,6 +533,7 @@ mod tests {
             dataset: "api".into(),
             accepted: 2,
             rejected: 1,
+            sampled_out: 1,
             events: vec![
                 EventStatus::Accepted,
                 EventStatus::Rejected {
@@ -578,6 +584,7 @@ mod tests {
         assert_eq!(e.get("dataset"), Some(&Value::from("api")));
         assert_eq!(e.get("events_in"), Some(&Value::Int(3)));
         assert_eq!(e.get("rejected.too_many_fields"), Some(&Value::Int(1)));
+        assert_eq!(e.get("sampled_out"), Some(&Value::Int(1)));
         assert_eq!(e.get("wal_wait_ms"), Some(&Value::Float(3.0)));
         assert_eq!(e.get("error"), Some(&Value::Bool(false)));
         assert!(t.take_pending().is_empty(), "taken once");

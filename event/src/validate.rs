@@ -45,6 +45,29 @@ impl ValidEvent {
             .unwrap_or(1.0)
     }
 
+    /// Sets the weight a sampling stage computed (`upstream × its rate`). A value below 1 or
+    /// not finite becomes 1, so the invariant "`sample_rate` is a number >= 1" holds whatever a
+    /// caller passes.
+    pub fn set_sample_rate(&mut self, rate: f64) {
+        let rate = if rate.is_finite() && rate >= 1.0 {
+            rate
+        } else {
+            1.0
+        };
+        self.fields.insert(fields::SAMPLE_RATE, rate);
+    }
+
+    /// Sets a field the collector adds ([`fields::META_PREFIX`]`*`, such as the sampling key),
+    /// replacing what a client sent under that name. Names outside `meta.` are refused
+    /// (returns `false`): a reserved field could otherwise get the wrong type after validation.
+    pub fn set_meta(&mut self, name: &str, value: impl Into<Value>) -> bool {
+        if !name.starts_with(fields::META_PREFIX) || name.len() == fields::META_PREFIX.len() {
+            return false;
+        }
+        self.fields.insert(name, value);
+        true
+    }
+
     /// An estimate of the memory this event holds, in bytes: what the collector's buffers count
     /// against `max_buffered_bytes`. Per field: the map entry (name `String` + `Value`, 56
     /// bytes) with B-tree node slack and allocator headers (about 40 more), plus the name and any
@@ -224,6 +247,26 @@ mod tests {
         assert_eq!(v.sample_rate(), 1.0);
         assert_eq!(v.fields().get("sample_rate"), Some(&Value::Float(1.0)));
         assert!(v.fields().get("timestamp").is_none());
+    }
+
+    #[test]
+    fn sampling_annotations_keep_the_invariants() {
+        let mut v = valid(Event::new().with("sample_rate", 4)).unwrap();
+        v.set_sample_rate(20.0);
+        assert_eq!(v.sample_rate(), 20.0);
+        for bad in [0.5, f64::NAN, f64::INFINITY, -3.0] {
+            v.set_sample_rate(bad);
+            assert_eq!(v.sample_rate(), 1.0, "{bad}");
+        }
+        assert!(v.set_meta("meta.sample_key", "/cart|200"));
+        assert_eq!(
+            v.fields().get("meta.sample_key"),
+            Some(&Value::from("/cart|200"))
+        );
+        // Only the collector's namespace: a reserved field cannot change type this way.
+        assert!(!v.set_meta("http.status_code", "x"));
+        assert!(!v.set_meta("meta.", "x"));
+        assert_eq!(v.fields().get("http.status_code"), None);
     }
 
     #[test]

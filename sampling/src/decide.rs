@@ -63,6 +63,16 @@ impl Decision<'_> {
         }
         event.insert(SAMPLE_RULE_FIELD, self.reason());
     }
+
+    /// [`Decision::annotate`] for a validated event (the collector's path): the same fields,
+    /// with the weight kept a number >= 1.
+    pub fn annotate_valid(&self, event: &mut ValidEvent) {
+        event.set_sample_rate(self.weight(event.sample_rate()));
+        if let Some(key) = self.key {
+            event.set_meta(SAMPLE_KEY_FIELD, key);
+        }
+        event.set_meta(SAMPLE_RULE_FIELD, self.reason());
+    }
 }
 
 /// The weight a kept event records: the weight it arrived with (an SDK's head sampling, a

@@ -492,6 +492,23 @@ fn recorded_weight_multiplies_the_upstream_weight() {
     assert_eq!(event.get("sample_rate"), Some(&Value::Float(20.0)));
     assert_eq!(event.get("meta.sample_rule"), Some(&Value::from("default")));
     assert_eq!(event.get("meta.sample_key"), None);
+    // The validated path (the collector's) records the same weight.
+    let mut valid = Event::new()
+        .with(
+            "trace.trace_id",
+            event.get("trace.trace_id").cloned().unwrap(),
+        )
+        .with("sample_rate", 4)
+        .validate(&loupe_event::Limits::default(), T0)
+        .unwrap();
+    let d = s.decide_valid(&valid, T0);
+    assert!(d.keep);
+    d.annotate_valid(&mut valid);
+    assert_eq!(valid.sample_rate(), 20.0);
+    assert_eq!(
+        valid.fields().get("meta.sample_rule"),
+        Some(&Value::from("default"))
+    );
     assert_eq!(crate::recorded_weight(2.5, 1.5), 3.75);
     assert_eq!(crate::recorded_weight(0.0, f64::NAN), 1.0);
     assert_eq!(crate::recorded_weight(3.0, f64::INFINITY), 3.0);

@@ -90,6 +90,17 @@ impl Compression {
     }
 }
 
+/// A file (or `-`, standard input) decompressed as its first bytes say: plain, gzip or zstd.
+/// For commands that read NDJSON line by line (`loupe sampling simulate`).
+pub(crate) fn open_decompressed(path: &std::path::Path) -> io::Result<Box<dyn Read + Send>> {
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(path)?)
+    };
+    decoder(raw).map(|(_, r)| r)
+}
+
 /// `raw` decompressed as its first bytes say.
 fn decoder(mut raw: Box<dyn Read + Send>) -> io::Result<(Compression, Box<dyn Read + Send>)> {
     let mut head = [0u8; 4];

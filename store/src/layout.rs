@@ -6,6 +6,7 @@
 //!     _wal/<seq>.wal             write-ahead log segments (loupe-collector's wal)
 //!     _wal/<seq>.commit          a flush's commit record while it is being applied
 //!     _tmp/                      Parquet files being written; never read, emptied at start-up
+//!     _sampling/state.json       what the collector's samplers learned (loupe-sampling's state)
 //!     date=YYYY-MM-DD/hour=HH/<id>.parquet
 //! ```
 //! Directories starting with `_` are never part of the table: DataFusion and other engines skip
@@ -21,6 +22,7 @@ use crate::error::{IoContext, Result};
 pub const CATALOG_DIR: &str = "_catalog";
 pub const WAL_DIR: &str = "_wal";
 pub const TMP_DIR: &str = "_tmp";
+pub const SAMPLING_DIR: &str = "_sampling";
 pub const PARQUET_EXT: &str = "parquet";
 /// Hive partition columns, outermost first.
 pub const PARTITION_COLUMNS: [&str; 2] = ["date", "hour"];
@@ -96,6 +98,10 @@ impl DatasetDir {
     }
     pub fn tmp_dir(&self) -> PathBuf {
         self.dir.join(TMP_DIR)
+    }
+    /// The sampler state snapshot: written atomically, read at start-up.
+    pub fn sampling_state_path(&self) -> PathBuf {
+        self.dir.join(SAMPLING_DIR).join("state.json")
     }
     pub fn partition_dir(&self, p: &Partition) -> PathBuf {
         self.dir.join(p.relative_path())

@@ -29,6 +29,25 @@ fn demo_runs_end_to_end_and_reports_its_incident() {
         stdout.contains("sample_rate must be a number >= 1"),
         "{stdout}"
     );
+    // sampling kept every error and its weights account for every generated event
+    let errors = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("Errors:"))
+        .unwrap_or_else(|| panic!("no sampling line: {stdout}"));
+    let numbers: Vec<f64> = errors
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    // Errors: G generated, S stored. Weighted total: W events vs N generated (P%).
+    assert_eq!(numbers.len(), 5, "{errors}");
+    assert_eq!(numbers[0], numbers[1], "every error is kept: {errors}");
+    assert_eq!(numbers[3], 6000.0, "{errors}");
+    assert!(
+        numbers[4].abs() < 10.0,
+        "weighted total off by {}%: {errors}",
+        numbers[4]
+    );
+    assert!(stdout.contains("key (service|status)"), "{stdout}");
     // the planted incident is named and its share of the window reported
     let planted = stdout
         .lines()
