@@ -4,18 +4,22 @@
 //! ```text
 //! cargo bench -p loupe-bench --bench sampling_accuracy
 //! EVENTS=2000000 SEED=7 cargo bench -p loupe-bench --bench sampling_accuracy
+//! DETAIL=1 cargo bench -p loupe-bench --bench sampling_accuracy   # and a row per key
 //! ```
 //!
 //! The stream (seeded, deterministic): `EVENTS` events (default 1,000,000) over 20 minutes.
 //! - **Keys** are `http.route` x `http.status_code`, the sampling key of every keyed sampler.
-//!   Routes are Zipf-distributed (400 routes, exponent 1.1: the head route has ~18% of the
+//!   Routes are Zipf-distributed (400 routes, exponent 1.1: the head route has ~20% of the
 //!   traffic, the tail routes a few hundred events); statuses are 200 (~97%), 404 and 429.
-//! - **Rare error keys**: three routes also fail with 500 (`error = true`), 40 to 400 times in the
-//!   whole stream.
+//! - **Rare error keys**: three routes (ranks 4, 12 and 58) also fail with 500 (`error = true`)
+//!   in 0.4% of their events: about 170, 50 and 10 times in a million events.
 //! - **Latency** `duration_ms` is lognormal per route (median 20–200 ms, sigma 0.6); errors are
 //!   slower (x3).
-//! - **A burst** in minutes 8–10: one mid-ranked route gets 10x its traffic.
+//! - **A burst** in minutes 8–10: one mid-ranked route (rank 41) gets ~15x its traffic.
 //! - Each event has its own `trace.trace_id` (so the keep decision is the consistent hash of it).
+//!
+//! The error keys' true counts and the burst's multiple are printed with the stream, measured
+//! from the truth, so the text above cannot drift from what ran.
 //!
 //! Each sampler aims at a 20x overall reduction and keeps every error by rule (`error = true`
 //! keeps all, as a real configuration would). For each it reports the volume reduction, and per
@@ -41,6 +45,15 @@
 //! that alone is more than the whole 20x budget (50,000 of 1,000,000). `ns/decision` here is
 //! a wall-clock average over the loop; the criterion bench `sampling_decision` is the cost
 //! figure.
+//!
+//! With `DETAIL=1` each sampler is followed by a row per key with at least 2,000 events: its
+//! true count, kept events, mean weight, signed COUNT error, the Horvitz-Thompson standard
+//! deviation relative to the count, `z`, and the p99 error. That shows which keys miss and
+//! whether a miss is noise (`|z|` small: too few kept events) or a wrong weight (`|z|` large).
+//! It shows, for instance, that the avg and EMA samplers' log-share allocation keeps a number
+//! of events per key that hardly grows with the key's volume (the head key of 19% of the
+//! traffic gets rates of several hundred once warm), so their COUNT error is about the same for
+//! every key, where the fixed sampler's falls as `1 / sqrt(n)`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -59,6 +72,9 @@ const MIN_KEY_EVENTS: u64 = 2_000;
 /// A second, larger class of keys, to show how the error falls with a key's volume.
 const BIG_KEY_EVENTS: u64 = 20_000;
 const GOAL_RATE: f64 = 20.0;
+/// The route that bursts, and when (minutes from the start).
+const BURST_ROUTE: usize = 40;
+const BURST_MINUTES: std::ops::Range<i64> = 8..10;
 
 /// One generated event: what the sampler sees, plus the truth kept aside.
 struct Generated {
@@ -76,8 +92,6 @@ fn stream(events: usize, seed: u64) -> Vec<Generated> {
         .map(|_| 20.0 + 180.0 * rng.random::<f64>())
         .collect();
     let error_routes = [3usize, 11, 57];
-    // Error probability per event of an error route, chosen so each has 40–400 errors.
-    let burst_route = 40usize;
     let start_us = 1_763_856_000_000_000i64;
     let span_us = STREAM_MINUTES * MINUTE_US;
     let mut out = Vec::with_capacity(events + events / 10);
@@ -87,9 +101,9 @@ fn stream(events: usize, seed: u64) -> Vec<Generated> {
         i += 1;
         let minute = (at_us - start_us) / MINUTE_US;
         let mut routes = vec![zipf.sample(&mut rng) as usize - 1];
-        if (8..10).contains(&minute) && rng.random::<f64>() < 0.05 {
+        if BURST_MINUTES.contains(&minute) && rng.random::<f64>() < 0.05 {
             // The burst: extra events of one route, on top of the normal traffic.
-            routes.push(burst_route);
+            routes.push(BURST_ROUTE);
         }
         for route in routes {
             let error = error_routes.contains(&route) && rng.random::<f64>() < 0.004;
@@ -198,6 +212,19 @@ struct Row {
     error_min_weight: f64,
     errors_kept: String,
     ns_per_decision: f64,
+    /// Per key with at least `MIN_KEY_EVENTS` events, largest first.
+    detail: Vec<KeyDetail>,
+}
+
+/// One key's estimate against its truth (see `DETAIL` in the module doc).
+struct KeyDetail {
+    key: String,
+    events: u64,
+    kept: u64,
+    count_error: f64,
+    ht_sd: f64,
+    z: f64,
+    p99_error: f64,
 }
 
 fn run(name: &str, config_toml: &str, events: &[Generated], truth: &HashMap<String, Agg>) -> Row {
@@ -211,7 +238,8 @@ fn run(name: &str, config_toml: &str, events: &[Generated], truth: &HashMap<Stri
     let mut decisions = Vec::with_capacity(events.len());
     for g in events {
         let d = sampler.decide(&g.event, g.at_us);
-        decisions.push(d.keep.then_some(d.rate));
+        // What the collector records on a kept event that arrived unsampled.
+        decisions.push(d.keep.then(|| d.weight(1.0)));
     }
     let elapsed = started.elapsed();
     // After the first two minutes (four 30 s intervals): what a running collector, whose
@@ -243,6 +271,7 @@ fn run(name: &str, config_toml: &str, events: &[Generated], truth: &HashMap<Stri
     let mut sum = Vec::new();
     let mut avg = Vec::new();
     let mut p99 = Vec::new();
+    let mut detail = Vec::new();
     for (key, t) in truth {
         if t.kept < MIN_KEY_EVENTS {
             continue;
@@ -269,8 +298,19 @@ fn run(name: &str, config_toml: &str, events: &[Generated], truth: &HashMap<Stri
         naive.push(rel(e.kept as f64 * GOAL_RATE, t.count));
         sum.push(rel(e.sum, t.sum));
         avg.push(rel(e.sum / e.count, t.sum / t.count));
-        p99.push(rel(e.p99(), t.p99()));
+        let (e99, t99) = (e.p99(), t.p99());
+        p99.push(rel(e99, t99));
+        detail.push(KeyDetail {
+            key: key.clone(),
+            events: t.kept,
+            kept: e.kept,
+            count_error: (e.count - t.count) / t.count,
+            ht_sd: var.sqrt() / t.count,
+            z,
+            p99_error: (e99 - t99) / t99,
+        });
     }
+    detail.sort_by(|a, b| b.events.cmp(&a.events).then(a.key.cmp(&b.key)));
     let keys_over_5pct = count.iter().filter(|&&x| x > 0.05).count();
     let bias = signed.iter().sum::<f64>() / signed.len().max(1) as f64;
     let z_share = z_within_2 as f64 / count.len().max(1) as f64;
@@ -293,6 +333,28 @@ fn run(name: &str, config_toml: &str, events: &[Generated], truth: &HashMap<Stri
         error_min_weight,
         errors_kept: format!("{errors_kept}/{errors_seen}"),
         ns_per_decision: elapsed.as_nanos() as f64 / events.len() as f64,
+        detail,
+    }
+}
+
+fn print_detail(r: &Row) {
+    println!();
+    println!("{}, per key:", r.name);
+    println!();
+    println!("| key | events | kept | mean weight | COUNT error | HT sd | z | p99 error |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for k in &r.detail {
+        println!(
+            "| {} | {} | {} | {:.1} | {:+.1}% | {:.1}% | {:+.2} | {:+.1}% |",
+            k.key.replace('|', "\\|"),
+            k.events,
+            k.kept,
+            k.events as f64 / k.kept.max(1) as f64,
+            k.count_error * 100.0,
+            k.ht_sd * 100.0,
+            k.z,
+            k.p99_error * 100.0
+        );
     }
 }
 
@@ -310,6 +372,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(42);
+    let detail = std::env::var_os("DETAIL").is_some_and(|v| !v.is_empty() && v != "0");
     let started = Instant::now();
     let stream = stream(events, seed);
     let mut truth: HashMap<String, Agg> = HashMap::new();
@@ -327,6 +390,14 @@ fn main() {
         big,
         started.elapsed().as_secs_f64()
     );
+    let mut error_keys: Vec<(&str, u64)> = truth
+        .iter()
+        .filter(|(k, _)| k.ends_with("|500"))
+        .map(|(k, a)| (k.as_str(), a.kept))
+        .collect();
+    error_keys.sort();
+    let burst = burst_multiple(&stream);
+    println!("error keys (true events): {error_keys:?}; burst: {burst:.1}x its usual rate");
 
     let keys = r#"key_fields = ["http.route", "http.status_code"]"#;
     let errors = "[[rules]]\nname = \"errors\"\nwhen = \"error = true\"\naction = \"keep\"\n";
@@ -360,6 +431,7 @@ fn main() {
         "| sampler | reduction (all / after warm-up) | COUNT error, worst / p95 of keys >= 2k | keys over 5% | COUNT error, keys >= 20k | bias (mean signed COUNT error) | keys with abs(z) < 2 | naive COUNT (kept x 20) | SUM | AVG | p99 | errors kept (min weight) | ns/decision (unoptimised if not --release) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut rows = Vec::new();
     for (name, config) in &configs {
         let r = run(name, config, &stream, &truth);
         println!(
@@ -382,5 +454,26 @@ fn main() {
             r.error_min_weight,
             r.ns_per_decision
         );
+        rows.push(r);
     }
+    if detail {
+        rows.iter().for_each(print_detail);
+    }
+}
+
+/// The burst route's events per minute during the burst over its rate in the other minutes.
+fn burst_multiple(stream: &[Generated]) -> f64 {
+    let start = stream.first().map_or(0, |g| g.at_us);
+    let route = format!("/api/r{BURST_ROUTE:03}|");
+    let (mut during, mut outside) = (0u64, 0u64);
+    for g in stream.iter().filter(|g| g.key.starts_with(&route)) {
+        if BURST_MINUTES.contains(&((g.at_us - start) / MINUTE_US)) {
+            during += 1;
+        } else {
+            outside += 1;
+        }
+    }
+    let burst_minutes = (BURST_MINUTES.end - BURST_MINUTES.start) as f64;
+    let other_minutes = STREAM_MINUTES as f64 - burst_minutes;
+    (during as f64 / burst_minutes) / (outside.max(1) as f64 / other_minutes)
 }
