@@ -70,6 +70,19 @@ struct Active {
     kept_weight: f64,
 }
 
+impl Active {
+    /// A new sampler with zeroed counters, ready to share between requests.
+    fn shared(sampler: DatasetSampler, dirty: bool) -> Arc<Mutex<Active>> {
+        Arc::new(Mutex::new(Active {
+            sampler,
+            dirty,
+            seen: 0,
+            kept: 0,
+            kept_weight: 0.0,
+        }))
+    }
+}
+
 /// What happened to one request's events in the sampling stage.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Sampled {
@@ -135,13 +148,7 @@ impl SamplingStage {
                 .build()
                 .expect("sampling configs are validated before they are installed");
             self.restore_saved(name, &mut sampler);
-            Arc::new(Mutex::new(Active {
-                sampler,
-                dirty: false,
-                seen: 0,
-                kept: 0,
-                kept_weight: 0.0,
-            }))
+            Active::shared(sampler, false)
         });
         // Another request may have made it meanwhile: the first one in wins, so every request
         // of the dataset shares one sampler.
@@ -307,16 +314,7 @@ impl SamplingStage {
                             a.dirty = true;
                         }
                         None => {
-                            active.insert(
-                                name.clone(),
-                                Some(Arc::new(Mutex::new(Active {
-                                    sampler,
-                                    dirty: true,
-                                    seen: 0,
-                                    kept: 0,
-                                    kept_weight: 0.0,
-                                }))),
-                            );
+                            active.insert(name.clone(), Some(Active::shared(sampler, true)));
                         }
                     }
                     report.rebuilt.push((name.to_string(), restored));

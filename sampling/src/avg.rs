@@ -54,15 +54,7 @@ impl AvgRate {
     /// Takes the ended interval's counts as the basis. False when the interval saw nothing:
     /// then the rates stay.
     pub(crate) fn update_bases(&self, table: &mut KeyTable) -> bool {
-        if table.total() == 0 {
-            return false;
-        }
-        table.retain(|s| s.count > 0);
-        for s in table.all_mut() {
-            s.basis = s.count as f64;
-            s.fresh = false;
-        }
-        true
+        table.counts_become_bases()
     }
 
     /// Rates from the bases: log-share water-filling of `scale · Σ basis / goal_rate`

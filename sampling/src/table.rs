@@ -134,6 +134,21 @@ impl KeyTable {
     }
 
     /// Keeps the key slots for which `keep` is true (the overflow slot always stays).
+    /// Ends an interval for the samplers whose basis is the last interval's count (avg,
+    /// throughput): keys that saw nothing leave, the others' counts become their bases. False
+    /// when the interval saw nothing at all: then everything, rates included, stays.
+    pub(crate) fn counts_become_bases(&mut self) -> bool {
+        if self.total() == 0 {
+            return false;
+        }
+        self.retain(|s| s.count > 0);
+        for s in self.all_mut() {
+            s.basis = s.count as f64;
+            s.fresh = false;
+        }
+        true
+    }
+
     pub(crate) fn retain(&mut self, keep: impl FnMut(&Slot) -> bool) {
         self.slots.retain(keep);
         self.reindex();

@@ -35,15 +35,7 @@ pub struct Throughput {
 impl Throughput {
     /// See [`crate::avg::AvgRate`]'s method of the same name.
     pub(crate) fn update_bases(&self, table: &mut KeyTable) -> bool {
-        if table.total() == 0 {
-            return false;
-        }
-        table.retain(|s| s.count > 0);
-        for s in table.all_mut() {
-            s.basis = s.count as f64;
-            s.fresh = false;
-        }
-        true
+        table.counts_become_bases()
     }
 
     /// The kept events an interval aims at.
