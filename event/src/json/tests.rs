@@ -106,6 +106,15 @@ fn invalid_unicode_is_rejected() {
         decode_event(&raw, &limits()).unwrap_err().code(),
         "invalid_json"
     );
+    // ... also inside an array element that is rejected as not an object: the body is still
+    // invalid JSON (a fuzzer found it read as one rejected element)
+    let mut arr = br#"[["ok", {"k": ""#.to_vec();
+    arr.extend_from_slice(&[0xff, 0xfe]);
+    arr.extend_from_slice(br#""}]]"#);
+    assert!(matches!(
+        decode_body(&arr, BodyFormat::Auto, &limits()),
+        Err(BodyError::Json { .. })
+    ));
     // a valid surrogate pair is fine
     let e = one(r#"{"x": "\ud83d\ude00"}"#).unwrap();
     assert_eq!(e.get("x"), Some(&Value::from("😀")));
