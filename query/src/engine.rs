@@ -71,6 +71,7 @@ impl QueryEngine {
             .register_schema(SCHEMA, Arc::new(StoreSchema { store }))
             .expect("memory catalog accepts schemas");
         ctx.register_catalog(CATALOG, Arc::new(catalog));
+        crate::weighted::register(&ctx);
         // Listings that see a partition's old file set or its new one, whole (see `LocalStore`).
         ctx.register_object_store(
             ObjectStoreUrl::local_filesystem().as_ref(),

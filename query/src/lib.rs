@@ -20,6 +20,7 @@ mod error;
 mod http;
 mod output;
 pub mod table;
+pub mod weighted;
 
 pub use engine::{CATALOG, QueryEngine, QueryOutput, SCHEMA};
 pub use error::{Error, Result};

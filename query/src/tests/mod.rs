@@ -6,6 +6,8 @@ use serde_json::Value as Json;
 
 use crate::{Error, QueryEngine, rows_json};
 
+mod weighted;
+
 const HOUR: i64 = 3_600_000_000;
 const T0: i64 = 1_795_392_000_000_000; // 2026-11-23T00:00:00Z
 
