@@ -39,6 +39,9 @@ pub(crate) struct Config {
     pub(crate) http: SocketAddr,
     #[serde(default)]
     pub(crate) collector: CollectorConfig,
+    /// `[query]`: per-query memory limit, timeout, the query runtime's threads.
+    #[serde(default)]
+    pub(crate) query: loupe_query::QueryConfig,
     /// API keys (see `auth`); none means open, and loopback only unless `--insecure`.
     #[serde(default)]
     pub(crate) keys: Vec<crate::auth::KeyConfig>,
@@ -64,6 +67,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             http: default_http(),
             collector: CollectorConfig::default(),
+            query: loupe_query::QueryConfig::default(),
             keys: Vec::new(),
             datasets: DatasetConfigs::new(),
             source: None,
@@ -101,6 +105,7 @@ impl Config {
             })
             .collect();
         problems.extend(config.collector.problems());
+        problems.extend(config.query.problems());
         if !problems.is_empty() {
             bail!("invalid settings:\n  {}", problems.join("\n  "));
         }

@@ -70,6 +70,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         &data_dir,
         "127.0.0.1:0".parse()?,
         collector,
+        loupe_query::QueryConfig::default(),
         crate::auth::Keys::default(),
     )
     .await?;

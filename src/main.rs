@@ -64,8 +64,14 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let stop = serve::shutdown_signal()?;
             let mut hup = serve::reload_signal()?;
             let source = config.source.clone();
-            let server =
-                serve::Server::start(&config.data_dir, config.http, config.collector, keys).await?;
+            let server = serve::Server::start(
+                &config.data_dir,
+                config.http,
+                config.collector,
+                config.query,
+                keys,
+            )
+            .await?;
             // Tests and scripts read this line to learn the port (with --http 127.0.0.1:0).
             println!(
                 "loupe listening on http://{} (data: {})",

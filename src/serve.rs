@@ -61,13 +61,14 @@ impl Server {
         data_dir: &Path,
         http: SocketAddr,
         config: CollectorConfig,
+        query: loupe_query::QueryConfig,
         keys: Keys,
     ) -> anyhow::Result<Server> {
         let dir = data_dir.to_path_buf();
         let collector = tokio::task::spawn_blocking(move || Collector::open(&dir, config))
             .await?
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-        let engine = QueryEngine::new(collector.store().clone());
+        let engine = QueryEngine::with_config(collector.store().clone(), query)?;
         let listener = TcpListener::bind(http)
             .await
             .with_context(|| format!("listening on {http}"))?;

@@ -1,5 +1,6 @@
 //! The query engine: one DataFusion session whose default schema is the store's datasets.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,15 +11,19 @@ use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{MemoryCatalogProvider, SchemaProvider};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::object_store;
 use futures::StreamExt;
 use loupe_store::{DatasetName, Store};
 
+use crate::config::QueryConfig;
 use crate::error::{Error, Result};
+use crate::executor::Executor;
 use crate::table::dataset_table;
 
 /// Most runs of one query whose files vanish under it (see [`QueryEngine::sql`]).
@@ -32,6 +37,9 @@ pub const SCHEMA: &str = "public";
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    config: QueryConfig,
+    /// Where queries execute; `None`: on the caller's runtime.
+    executor: Option<Executor>,
 }
 
 /// A query's answer.
@@ -51,10 +59,24 @@ impl QueryOutput {
 }
 
 impl QueryEngine {
-    /// An engine over the store rooted at `root`. Datasets, their schemas and their files are
-    /// looked up at each query, so new data and new fields show up without a restart.
+    /// An engine over the store with the default limits, executing queries on the caller's
+    /// runtime (commands and tests; a server wants [`QueryEngine::with_config`]).
     pub fn new(store: Store) -> Self {
-        let config = SessionConfig::new()
+        Self::build(store, QueryConfig::default(), None)
+    }
+
+    /// An engine with these limits, executing queries on a runtime of its own (see
+    /// `executor`), so that a heavy query leaves the caller's threads to ingest.
+    pub fn with_config(store: Store, config: QueryConfig) -> Result<Self> {
+        let executor = Executor::new(config.threads)
+            .map_err(|e| Error::Execution(format!("starting the query runtime: {e}")))?;
+        Ok(Self::build(store, config, Some(executor)))
+    }
+
+    /// Datasets, their schemas and their files are looked up at each query, so new data and
+    /// new fields show up without a restart.
+    fn build(store: Store, config: QueryConfig, executor: Option<Executor>) -> Self {
+        let session = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_information_schema(true);
         // DataFusion caches directory listings forever by default; files appear here with every
@@ -65,7 +87,7 @@ impl QueryEngine {
             .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
             .build_arc()
             .expect("runtime with default settings");
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let ctx = SessionContext::new_with_config_rt(session, runtime);
         let catalog = MemoryCatalogProvider::new();
         catalog
             .register_schema(SCHEMA, Arc::new(StoreSchema { store }))
@@ -77,7 +99,15 @@ impl QueryEngine {
             ObjectStoreUrl::local_filesystem().as_ref(),
             Arc::new(LocalStore::default()),
         );
-        QueryEngine { ctx }
+        QueryEngine {
+            ctx,
+            config,
+            executor,
+        }
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
     }
 
     /// The read-only rules: no DDL (`CREATE`, `DROP`), no DML (`INSERT`, `COPY ... TO`), no
@@ -96,26 +126,82 @@ impl QueryEngine {
     /// query is run again from the start (which lists again), up to three times in all:
     /// one retry is enough for one swap, and a round that swaps several partitions one after
     /// another can catch a long query twice.
+    ///
+    /// The query runs within the engine's limits: `timeout_ms` for the whole of it, retries
+    /// included, and `memory_limit_bytes` for each run. Dropping the returned future stops it.
     pub async fn sql(&self, query: &str, max_rows: usize) -> Result<QueryOutput> {
         let start = Instant::now();
+        let timeout = self.config.timeout();
+        let this = self.clone();
+        let query = query.to_owned();
+        let limited =
+            async move { tokio::time::timeout(timeout, this.with_retries(&query, max_rows)).await };
+        let outcome = match &self.executor {
+            Some(executor) => executor
+                .run(limited)
+                .await
+                .map_err(|e| Error::Execution(format!("the query task failed: {e}")))?,
+            None => limited.await,
+        };
+        let (schema, batches, truncated) = outcome.map_err(|_| Error::Timeout {
+            limit_ms: self.config.timeout_ms,
+        })??;
+        Ok(QueryOutput {
+            schema,
+            batches,
+            truncated,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    async fn with_retries(
+        &self,
+        query: &str,
+        max_rows: usize,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, bool)> {
         let mut attempt = 1;
         loop {
             match self.attempt(query, max_rows).await {
-                Ok((schema, batches, truncated)) => {
-                    return Ok(QueryOutput {
-                        schema,
-                        batches,
-                        truncated,
-                        elapsed: start.elapsed(),
-                    });
-                }
+                Ok(out) => return Ok(out),
                 Err(e) if attempt < ATTEMPTS && is_not_found(&e) => {
                     tracing::debug!(attempt, error = %e, "a file vanished under the query (merged by compaction); running it again");
                     attempt += 1;
                 }
-                Err(e) => return Err(Error::from_datafusion(e)),
+                Err(e) => {
+                    return Err(match Error::from_datafusion(e) {
+                        Error::ResourcesExhausted(detail) => Error::ResourcesExhausted(format!(
+                            "the query needed more than the {} MiB of memory one query may use \
+                             (query.memory_limit_bytes), even after spilling to disk; narrow its \
+                             time range or group by fewer values ({detail})",
+                            self.config.memory_limit_bytes >> 20
+                        )),
+                        other => other,
+                    });
+                }
             }
         }
+    }
+
+    /// A session for one query: the engine's, with a memory pool of its own, so one query's
+    /// limit is not shared with (or exhausted by) the others.
+    fn query_context(&self) -> SessionContext {
+        let state = self.ctx.state();
+        let base = state.runtime_env().clone();
+        let pool = TrackConsumersPool::new(
+            GreedyMemoryPool::new(self.config.memory_limit_bytes as usize),
+            NonZeroUsize::new(3).expect("3 is not zero"),
+        );
+        let runtime = RuntimeEnv {
+            memory_pool: Arc::new(pool),
+            disk_manager: base.disk_manager.clone(),
+            cache_manager: base.cache_manager.clone(),
+            object_store_registry: base.object_store_registry.clone(),
+        };
+        SessionContext::new_with_state(
+            SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(Arc::new(runtime))
+                .build(),
+        )
     }
 
     /// One run of [`QueryEngine::sql`]: the schema, the batches, and whether they were cut.
@@ -125,7 +211,7 @@ impl QueryEngine {
         max_rows: usize,
     ) -> DfResult<(SchemaRef, Vec<RecordBatch>, bool)> {
         let df = self
-            .ctx
+            .query_context()
             .sql_with_options(query, Self::sql_options())
             .await?;
         let schema = Arc::new(df.schema().as_arrow().clone());

@@ -9,6 +9,14 @@ pub enum Error {
     /// The query is wrong: a syntax error, an unknown table or column, a type error.
     #[error("{0}")]
     Query(String),
+    /// The query needed more memory than `query.memory_limit_bytes`, even after spilling.
+    #[error("{0}")]
+    ResourcesExhausted(String),
+    /// The query ran longer than `query.timeout_ms` and was stopped.
+    #[error(
+        "the query was stopped after {limit_ms} ms (query.timeout_ms); narrow its time range or raise the limit"
+    )]
+    Timeout { limit_ms: u64 },
     #[error("the query engine failed: {0}")]
     Execution(String),
     #[error(transparent)]
@@ -23,6 +31,10 @@ impl Error {
         match self {
             Error::ReadOnly(_) => StatusCode::FORBIDDEN,
             Error::Query(_) => StatusCode::BAD_REQUEST,
+            // The query as written does not fit the limits: asking again will not help.
+            Error::ResourcesExhausted(_) | Error::Timeout { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Error::Execution(_) | Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -31,6 +43,7 @@ impl Error {
     pub(crate) fn from_datafusion(e: datafusion::error::DataFusionError) -> Self {
         use datafusion::error::DataFusionError as D;
         match e.find_root() {
+            D::ResourcesExhausted(_) => Error::ResourcesExhausted(e.strip_backtrace()),
             D::SQL(..) | D::Plan(..) | D::SchemaError(..) | D::NotImplemented(..) => {
                 let msg = e.strip_backtrace();
                 if msg.contains("DDL not supported")

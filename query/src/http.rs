@@ -1,8 +1,10 @@
-//! `POST /api/v1/sql`: read-only SQL over HTTP, JSON rows back.
+//! `POST /api/v1/sql`: read-only SQL over HTTP. JSON rows back, or an Arrow IPC stream when the
+//! request says `Accept: application/vnd.apache.arrow.stream` (or `?format=arrow`).
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -11,7 +13,7 @@ use serde_json::json;
 
 use crate::QueryEngine;
 use crate::error::Error;
-use crate::output::response_json;
+use crate::output::{ARROW_STREAM, arrow_ipc, response_json};
 
 /// Most rows one HTTP answer carries; the answer says `"truncated": true` past it.
 pub const MAX_HTTP_ROWS: usize = 100_000;
@@ -22,6 +24,13 @@ struct SqlRequest {
     sql: String,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SqlParams {
+    /// `json` (the default) or `arrow`.
+    format: Option<String>,
+}
+
 pub fn router(engine: QueryEngine) -> Router {
     Router::new()
         .route("/api/v1/sql", post(run_sql))
@@ -29,7 +38,32 @@ pub fn router(engine: QueryEngine) -> Router {
 }
 
 /// The body is `{"sql": "..."}` (JSON) or the SQL text itself (any other content type).
-async fn run_sql(State(engine): State<QueryEngine>, headers: HeaderMap, body: Bytes) -> Response {
+async fn run_sql(
+    State(engine): State<QueryEngine>,
+    params: Result<Query<SqlParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unknown query parameter: the only one is format=json|arrow",
+        );
+    };
+    let arrow = match params.format.as_deref() {
+        Some("arrow") => true,
+        Some("json") => false,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("format={other}: expected json or arrow"),
+            );
+        }
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains(ARROW_STREAM)),
+    };
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -53,14 +87,29 @@ async fn run_sql(State(engine): State<QueryEngine>, headers: HeaderMap, body: By
     if sql.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "no SQL in the request body");
     }
-    let result = engine
-        .sql(&sql, MAX_HTTP_ROWS)
-        .await
-        .and_then(|out| response_json(&out));
-    match result {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => query_error(&e),
-    }
+    let out = match engine.sql(&sql, MAX_HTTP_ROWS).await {
+        Ok(out) => out,
+        Err(e) => return query_error(&e),
+    };
+    let result = if arrow {
+        arrow_ipc(&out).map(|body| {
+            (
+                [
+                    (header::CONTENT_TYPE, ARROW_STREAM),
+                    (
+                        header::HeaderName::from_static("x-loupe-truncated"),
+                        if out.truncated { "true" } else { "false" },
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        })
+    } else {
+        response_json(&out)
+            .map(|body| ([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    };
+    result.unwrap_or_else(|e| query_error(&e))
 }
 
 fn query_error(e: &Error) -> Response {

@@ -15,17 +15,20 @@
 //! # Ok(()) }
 //! ```
 
+mod config;
 mod engine;
 mod error;
+mod executor;
 mod http;
 mod output;
 pub mod table;
 pub mod weighted;
 
+pub use config::QueryConfig;
 pub use engine::{CATALOG, QueryEngine, QueryOutput, SCHEMA};
 pub use error::{Error, Result};
 pub use http::{MAX_HTTP_ROWS, router};
-pub use output::{response_json, rows_json, table_text};
+pub use output::{ARROW_STREAM, arrow_ipc, response_json, rows_json, table_text};
 
 #[cfg(test)]
 mod tests;

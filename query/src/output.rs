@@ -64,6 +64,23 @@ pub fn response_json(out: &QueryOutput) -> Result<Vec<u8>> {
     Ok(body)
 }
 
+/// The media type of an Arrow IPC stream (the Arrow project's registration).
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// The answer as an Arrow IPC stream: the schema, then every batch, types as computed (no
+/// conversion to text), for clients such as pyarrow and polars.
+pub fn arrow_ipc(out: &QueryOutput) -> Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut w = datafusion::arrow::ipc::writer::StreamWriter::try_new(&mut buf, &out.schema)
+        .map_err(|e| Error::Execution(e.to_string()))?;
+    for b in &out.batches {
+        w.write(b).map_err(|e| Error::Execution(e.to_string()))?;
+    }
+    w.finish().map_err(|e| Error::Execution(e.to_string()))?;
+    drop(w);
+    Ok(buf)
+}
+
 /// The rows as a text table, for terminals.
 pub fn table_text(batches: &[RecordBatch]) -> Result<String> {
     datafusion::arrow::util::pretty::pretty_format_batches(batches)

@@ -310,3 +310,63 @@ async fn bodies_over_the_limit_get_413_naming_the_limit() {
     assert_eq!(s, 413, "{r}");
     assert!(r["error"].as_str().unwrap().contains("limit 1000"), "{r}");
 }
+
+#[tokio::test]
+async fn sql_answers_as_an_arrow_stream_when_asked() {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, Some(FAST_FLUSH));
+    let nd = (0..50)
+        .map(|i| format!(r#"{{"i": {i}, "duration_ms": {}.5, "sample_rate": 4}}"#, i))
+        .collect::<Vec<_>>()
+        .join("\n");
+    post(&server, "/v1/events/api", &[], nd.into_bytes()).await;
+    poll_sql(&server, "SELECT count(*) AS n FROM api", |r| {
+        r[0]["n"] == 50
+    })
+    .await;
+
+    let sql = "SELECT i, wcount(sample_rate) AS n FROM api GROUP BY i ORDER BY i";
+    for (url, accept) in [
+        (server.url("/api/v1/sql"), Some(loupe_query::ARROW_STREAM)),
+        (server.url("/api/v1/sql?format=arrow"), None),
+    ] {
+        let mut req = client().post(&url).body(sql);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            resp.headers()["content-type"],
+            loupe_query::ARROW_STREAM,
+            "{url}"
+        );
+        assert_eq!(resp.headers()["x-loupe-truncated"], "false");
+        let bytes = resp.bytes().await.unwrap();
+        let reader =
+            arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).unwrap();
+        let schema = reader.schema();
+        assert_eq!(schema.field(0).name(), "i");
+        let batches: Vec<_> = reader.map(Result::unwrap).collect();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 50);
+        let b = &batches[0];
+        let i = b.column(0).as_primitive::<Int64Type>();
+        let n = b.column(1).as_primitive::<Float64Type>();
+        assert_eq!((i.value(3), n.value(3)), (3, 4.0));
+        assert_eq!(n.null_count(), 0);
+    }
+    // An unknown format is a clear 400, not JSON by surprise.
+    let (s, r) = post(
+        &server,
+        "/api/v1/sql?format=xml",
+        &[],
+        sql.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(r["error"].as_str().unwrap().contains("xml"), "{r}");
+}
