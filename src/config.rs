@@ -5,7 +5,7 @@
 //! http = "127.0.0.1:4318"
 //!
 //! [collector]
-//! flush_interval_ms = 2000
+//! flush_interval_ms = 1000
 //!
 //! [collector.limits]
 //! max_body_bytes = 33554432

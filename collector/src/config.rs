@@ -11,7 +11,10 @@ pub const MAX_NAME_BYTES_CEILING: usize = 4096;
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
     pub limits: Limits,
-    /// How often buffered events are written to Parquet.
+    /// How often buffered events are written to Parquet, which is also how long an
+    /// acknowledged event may wait before queries see it. One second by default: "visible
+    /// within a second or two of the ack" without a second read path into the buffers (the
+    /// small files this makes are merged by compaction).
     pub flush_interval_ms: u64,
     /// A dataset with this many buffered events is flushed without waiting for the interval.
     pub flush_max_events: usize,
@@ -87,7 +90,7 @@ impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
             limits: Limits::default(),
-            flush_interval_ms: 2_000,
+            flush_interval_ms: 1_000,
             flush_max_events: 200_000,
             flush_max_bytes: 64 << 20,
             max_buffered_bytes: 256 << 20,

@@ -370,3 +370,28 @@ async fn sql_answers_as_an_arrow_stream_when_asked() {
     assert_eq!(s, 400);
     assert!(r["error"].as_str().unwrap().contains("xml"), "{r}");
 }
+
+#[tokio::test]
+async fn with_default_settings_an_acknowledged_event_is_queryable_within_two_seconds() {
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, None);
+    let (s, r) = post(
+        &server,
+        "/v1/events/api",
+        &[JSON],
+        br#"{"seen": "soon"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((s, r["accepted"].as_u64()), (200, Some(1)), "{r}");
+    let acked = std::time::Instant::now();
+    poll_sql(
+        &server,
+        "SELECT count(*) AS n FROM api WHERE seen = 'soon'",
+        |r| r.first().is_some_and(|x| x["n"] == 1),
+    )
+    .await;
+    let visible = acked.elapsed();
+    eprintln!("visible {visible:?} after the acknowledgement");
+    // The flush interval is 1 s; a flush of one event takes milliseconds. 2 s is the promise.
+    assert!(visible < std::time::Duration::from_secs(2), "{visible:?}");
+}
