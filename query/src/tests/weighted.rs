@@ -352,3 +352,19 @@ async fn bad_arguments_are_clear_errors() {
         }
     }
 }
+
+#[test]
+fn the_readme_documents_every_weighted_function() {
+    // The function list in the README is checked against what `register` installs, so the
+    // two cannot drift apart.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for name in crate::weighted::AGGREGATES.iter().chain(&["log_bucket"]) {
+        assert!(
+            readme.contains(&format!("`{name}("))
+                || readme.contains(&format!("`{name}`"))
+                || readme.contains(&format!(", `{name}")),
+            "README.md does not document {name}"
+        );
+    }
+}
