@@ -137,6 +137,13 @@ impl Keys {
         self.keys.is_empty()
     }
 
+    /// Whether `presented` is a key that may query (role `query` or `all`): the PostgreSQL
+    /// door's password check.
+    pub(crate) fn may_query(&self, presented: &str) -> bool {
+        self.find(presented.as_bytes())
+            .is_some_and(|k| matches!(k.role, Role::Query | Role::All))
+    }
+
     /// The key matching `presented`. Every configured key is compared in full, in constant
     /// time, so the answer's timing says nothing about how much of a key was right.
     fn find(&self, presented: &[u8]) -> Option<&Key> {

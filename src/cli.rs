@@ -103,6 +103,10 @@ pub(crate) struct ServeArgs {
     /// Listen on a non-loopback address without any API key (only on a trusted network).
     #[arg(long)]
     pub(crate) insecure: bool,
+    /// Also serve SQL over the PostgreSQL wire protocol (psql, psycopg, Grafana), on ADDR
+    /// [default with the flag alone: 127.0.0.1:5433]. With API keys, the password is a query key.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:5433")]
+    pub(crate) pg: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -37,6 +37,9 @@ pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
     #[serde(default = "default_http")]
     pub(crate) http: SocketAddr,
+    /// The PostgreSQL door's address; off when absent (`--pg` turns it on).
+    #[serde(default)]
+    pub(crate) pg: Option<SocketAddr>,
     #[serde(default)]
     pub(crate) collector: CollectorConfig,
     /// `[query]`: per-query memory limit, timeout, the query runtime's threads.
@@ -66,6 +69,7 @@ impl Default for Config {
         Config {
             data_dir: default_data_dir(),
             http: default_http(),
+            pg: None,
             collector: CollectorConfig::default(),
             query: loupe_query::QueryConfig::default(),
             keys: Vec::new(),

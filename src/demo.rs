@@ -69,6 +69,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = Server::start(
         &data_dir,
         "127.0.0.1:0".parse()?,
+        None,
         collector,
         loupe_query::QueryConfig::default(),
         crate::auth::Keys::default(),

@@ -50,16 +50,20 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             if let Some(h) = args.http {
                 config.http = h;
             }
+            if let Some(pg) = args.pg {
+                config.pg = Some(pg);
+            }
             let keys = auth::Keys::new(&config.keys, args.api_key.as_deref(), |v| {
                 std::env::var(v).ok()
             })?;
-            if keys.is_empty() && !config.http.ip().is_loopback() && !args.insecure {
-                bail!(
-                    "refusing to listen on {} without an API key: anyone who can reach it could write and \
-                     read every dataset. Set --api-key (or [[keys]] in the config file), or pass --insecure \
-                     on a trusted network",
-                    config.http
-                );
+            for addr in std::iter::once(config.http).chain(config.pg) {
+                if keys.is_empty() && !addr.ip().is_loopback() && !args.insecure {
+                    bail!(
+                        "refusing to listen on {addr} without an API key: anyone who can reach it could \
+                         read every dataset. Set --api-key (or [[keys]] in the config file), or pass \
+                         --insecure on a trusted network"
+                    );
+                }
             }
             let stop = serve::shutdown_signal()?;
             let mut hup = serve::reload_signal()?;
@@ -67,14 +71,19 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let server = serve::Server::start(
                 &config.data_dir,
                 config.http,
+                config.pg,
                 config.collector,
                 config.query,
                 keys,
             )
             .await?;
-            // Tests and scripts read this line to learn the port (with --http 127.0.0.1:0).
+            // Tests and scripts read this line to learn the ports (with 127.0.0.1:0).
+            let pg = server
+                .pg_addr
+                .map(|a| format!(", postgresql://{a}"))
+                .unwrap_or_default();
             println!(
-                "loupe listening on http://{} (data: {})",
+                "loupe listening on http://{}{pg} (data: {})",
                 server.addr,
                 config.data_dir.display()
             );

@@ -22,6 +22,8 @@ const SELF_TELEMETRY_INTERVAL: std::time::Duration = std::time::Duration::from_s
 /// A running server.
 pub(crate) struct Server {
     pub(crate) addr: SocketAddr,
+    /// Where the PostgreSQL door listens, if it is on.
+    pub(crate) pg_addr: Option<SocketAddr>,
     pub(crate) collector: Collector,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -60,6 +62,7 @@ impl Server {
     pub(crate) async fn start(
         data_dir: &Path,
         http: SocketAddr,
+        pg: Option<SocketAddr>,
         config: CollectorConfig,
         query: loupe_query::QueryConfig,
         keys: Keys,
@@ -73,6 +76,23 @@ impl Server {
             .await
             .with_context(|| format!("listening on {http}"))?;
         let addr = listener.local_addr()?;
+        let pg_door = match pg {
+            Some(pg) => {
+                let check: Option<loupe_query::pg::PasswordCheck> = if keys.is_empty() {
+                    None
+                } else {
+                    let keys = keys.clone();
+                    Some(std::sync::Arc::new(move |p: &str| keys.may_query(p)))
+                };
+                let (bound, task) = loupe_query::pg::spawn(pg, engine.clone(), check)
+                    .await
+                    .with_context(|| format!("listening for PostgreSQL on {pg}"))?;
+                Some((bound, task))
+            }
+            None => None,
+        };
+        let pg_addr = pg_door.as_ref().map(|(a, _)| *a);
+        let pg_task = pg_door.map(|(_, t)| t);
         let flusher = collector.spawn_background_flush();
         let compactor = collector.spawn_background_compaction();
         let telemetry = collector.spawn_self_telemetry(SELF_TELEMETRY_INTERVAL);
@@ -93,10 +113,14 @@ impl Server {
             compactor.abort();
             telemetry.abort();
             sampling.abort();
+            if let Some(t) = pg_task {
+                t.abort();
+            }
             Ok(())
         });
         Ok(Server {
             addr,
+            pg_addr,
             collector,
             shutdown,
             task,

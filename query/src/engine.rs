@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::CatalogProvider;
 use datafusion::catalog::{MemoryCatalogProvider, SchemaProvider};
+use datafusion::common::metadata::ScalarAndMetadata;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionStateBuilder;
@@ -130,12 +132,24 @@ impl QueryEngine {
     /// The query runs within the engine's limits: `timeout_ms` for the whole of it, retries
     /// included, and `memory_limit_bytes` for each run. Dropping the returned future stops it.
     pub async fn sql(&self, query: &str, max_rows: usize) -> Result<QueryOutput> {
+        self.sql_with_params(query, Vec::new(), max_rows).await
+    }
+
+    /// [`QueryEngine::sql`] with values for the query's positional parameters (`$1`, `$2`,
+    /// ...), as the PostgreSQL door's extended protocol sends them.
+    pub async fn sql_with_params(
+        &self,
+        query: &str,
+        params: Vec<ScalarValue>,
+        max_rows: usize,
+    ) -> Result<QueryOutput> {
         let start = Instant::now();
         let timeout = self.config.timeout();
         let this = self.clone();
         let query = query.to_owned();
-        let limited =
-            async move { tokio::time::timeout(timeout, this.with_retries(&query, max_rows)).await };
+        let limited = async move {
+            tokio::time::timeout(timeout, this.with_retries(&query, &params, max_rows)).await
+        };
         let outcome = match &self.executor {
             Some(executor) => executor
                 .run(limited)
@@ -154,14 +168,42 @@ impl QueryEngine {
         })
     }
 
+    /// Plans `query` without running it: the schema of its answer and the types DataFusion
+    /// infers for its parameters (`$1` first; `None` where it cannot tell).
+    pub async fn describe(&self, query: &str) -> Result<(SchemaRef, Vec<Option<DataType>>)> {
+        let df = self
+            .ctx
+            .sql_with_options(query, Self::sql_options())
+            .await
+            .map_err(Error::from_datafusion)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let mut types: Vec<(usize, Option<DataType>)> = df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(Error::from_datafusion)?
+            .into_iter()
+            .filter_map(|(name, t)| Some((name.strip_prefix('$')?.parse().ok()?, t)))
+            .collect();
+        types.sort_by_key(|(i, _)| *i);
+        let n = types.last().map_or(0, |(i, _)| *i);
+        let mut out = vec![None; n];
+        for (i, t) in types {
+            if i >= 1 {
+                out[i - 1] = t;
+            }
+        }
+        Ok((schema, out))
+    }
+
     async fn with_retries(
         &self,
         query: &str,
+        params: &[ScalarValue],
         max_rows: usize,
     ) -> Result<(SchemaRef, Vec<RecordBatch>, bool)> {
         let mut attempt = 1;
         loop {
-            match self.attempt(query, max_rows).await {
+            match self.attempt(query, params, max_rows).await {
                 Ok(out) => return Ok(out),
                 Err(e) if attempt < ATTEMPTS && is_not_found(&e) => {
                     tracing::debug!(attempt, error = %e, "a file vanished under the query (merged by compaction); running it again");
@@ -208,12 +250,22 @@ impl QueryEngine {
     async fn attempt(
         &self,
         query: &str,
+        params: &[ScalarValue],
         max_rows: usize,
     ) -> DfResult<(SchemaRef, Vec<RecordBatch>, bool)> {
-        let df = self
+        let mut df = self
             .query_context()
             .sql_with_options(query, Self::sql_options())
             .await?;
+        if !params.is_empty() {
+            df = df.with_param_values(ParamValues::List(
+                params
+                    .iter()
+                    .cloned()
+                    .map(ScalarAndMetadata::from)
+                    .collect(),
+            ))?;
+        }
         let schema = Arc::new(df.schema().as_arrow().clone());
         let mut stream = df.execute_stream().await?;
         let mut batches = Vec::new();

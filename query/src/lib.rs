@@ -21,6 +21,7 @@ mod error;
 mod executor;
 mod http;
 mod output;
+pub mod pg;
 pub mod table;
 pub mod weighted;
 

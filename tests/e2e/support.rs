@@ -11,6 +11,8 @@ pub(crate) const LOUPE: &str = env!("CARGO_BIN_EXE_loupe");
 pub(crate) struct ServerProcess {
     child: Child,
     pub(crate) base: String,
+    /// `host:port` of the PostgreSQL door, when it was started with `--pg`.
+    pub(crate) pg: Option<String>,
     /// The `--api-key` it was started with, which [`poll_sql`] presents.
     pub(crate) api_key: Option<String>,
 }
@@ -65,12 +67,16 @@ impl ServerProcess {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-            .unwrap_or_else(|| panic!("loupe serve did not start: {line:?}"))
-            .to_owned();
+        // "loupe listening on http://A[, postgresql://B] (data: ...)"
+        let after = |scheme: &str| {
+            line.split(scheme)
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .map(|s| s.trim_end_matches(',').to_owned())
+        };
+        let addr =
+            after("http://").unwrap_or_else(|| panic!("loupe serve did not start: {line:?}"));
+        let pg = after("postgresql://");
         let api_key = args
             .iter()
             .position(|a| *a == "--api-key")
@@ -79,6 +85,7 @@ impl ServerProcess {
         ServerProcess {
             child,
             base: format!("http://{addr}"),
+            pg,
             api_key,
         }
     }
