@@ -12,30 +12,8 @@ const FAST_FLUSH: &str = "[collector]\nflush_interval_ms = 50\n";
 const KEY: &str = "honeycomb-key-0123456789";
 const LIBHONEY: &str = "libhoney==2.4.0";
 
-/// libhoney installed once per target directory (`pip install --target`), not per test run.
 fn libhoney_path() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pydeps-libhoney-2.4.0");
-    if !dir.join("libhoney").exists() {
-        let out = Command::new("python3")
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--target",
-            ])
-            .arg(&dir)
-            .arg(LIBHONEY)
-            .output()
-            .expect("python3 with pip");
-        assert!(
-            out.status.success(),
-            "pip install {LIBHONEY} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    dir
+    crate::support::pip_target(LIBHONEY)
 }
 
 /// Sends 100 events (sample rate 4, fixed times, a nested object) and one with a field name

@@ -115,3 +115,50 @@ async fn with_an_api_key_the_password_is_a_query_key() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "20\n");
 }
+
+/// psycopg 3 as an application uses it: a transaction opened by the driver, server-side
+/// parameters, typed values back, and an error that does not end the session.
+const PSYCOPG_SCRIPT: &str = r#"
+import sys, psycopg
+host, port = sys.argv[1], int(sys.argv[2])
+with psycopg.connect(host=host, port=port, user="analyst", dbname="loupe", connect_timeout=10) as conn:
+    with conn.cursor() as cur:
+        cur.execute('SELECT "http.route", wcount(sample_rate) AS n FROM api WHERE duration_ms >= %s GROUP BY 1 ORDER BY 1', (50,))
+        for route, n in cur.fetchall():
+            print(f"{route}|{n}")
+        cur.execute("SELECT timestamp, duration_ms FROM api ORDER BY duration_ms DESC LIMIT 1")
+        ts, d = cur.fetchone()
+        print(type(ts).__name__, ts.tzinfo is not None, d)
+    conn.rollback()
+    try:
+        conn.execute("SELECT nope FROM api")
+    except psycopg.Error as e:
+        print("error", e.sqlstate)
+    conn.rollback()
+    print("count", conn.execute("SELECT count(*) FROM api").fetchone()[0])
+"#;
+
+#[tokio::test]
+async fn psycopg_queries_with_parameters_inside_its_transactions() {
+    let path = crate::support::pip_target("psycopg[binary]==3.2.10");
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start_with(&data, Some(FAST_FLUSH), &["--pg", "127.0.0.1:0"]);
+    ingest(&server, None).await;
+    let (host, port) = server.pg.as_deref().unwrap().rsplit_once(':').unwrap();
+    let out = Command::new("python3")
+        .args(["-c", PSYCOPG_SCRIPT, host, port])
+        .env("PYTHONPATH", &path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // durations 0, 10, ..., 190 at weight 5; >= 50 leaves 15 events, 7 on /r0 and 8 on /r1
+    assert_eq!(
+        stdout,
+        "/r0|35.0\n/r1|40.0\ndatetime True 190.0\nerror 42000\ncount 20\n"
+    );
+}

@@ -198,3 +198,42 @@ pub(crate) fn published_files(data_dir: &Path, dataset: &str) -> usize {
         .unwrap()
         .len()
 }
+
+/// Installs a PyPI package (`name==version`, extras allowed) once per target directory with
+/// `pip install --target`, not per test run, and returns the directory for `PYTHONPATH`.
+pub(crate) fn pip_target(spec: &str) -> PathBuf {
+    let slug: String = spec
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("pydeps-{slug}"));
+    let done = dir.join(".installed");
+    if !done.exists() {
+        let out = Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+            ])
+            .arg(&dir)
+            .arg(spec)
+            .output()
+            .expect("python3 with pip");
+        assert!(
+            out.status.success(),
+            "pip install {spec} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&done, spec).unwrap();
+    }
+    dir
+}
