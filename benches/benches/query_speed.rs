@@ -5,6 +5,8 @@
 //! pip install duckdb            # the Python package; the harness runs benches/duckdb_queries.py
 //! cargo bench -p loupe-bench --bench query_speed
 //! EVENTS=1000000 RUNS=3 cargo bench -p loupe-bench --bench query_speed    # a short trial
+//! QUERIES=heatmap_hour,group3 cargo bench -p loupe-bench --bench query_speed  # some queries
+//! SQL='SELECT ...' cargo bench -p loupe-bench --bench query_speed   # time one query in loupe
 //! ```
 //!
 //! 1. **Data** (untimed; kept under `<target>/bench-data/query-<EVENTS>` and reused while its
@@ -396,10 +398,30 @@ fn main() -> Res<()> {
         .join(format!("query-{events}"));
     data(&root, events)?;
 
-    let queries = queries();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Ok(sql) = std::env::var("SQL") {
+        // A diagnostic: one query, loupe only.
+        let q = Query {
+            name: "SQL",
+            loupe: sql,
+            duckdb: String::new(),
+        };
+        let (t, rows) = rt.block_on(run_loupe(&root, &q, runs))?;
+        let n = rows.as_array().map_or(0, Vec::len);
+        println!(
+            "cold {}, warm {} (median of {runs}), {n} rows",
+            ms(t.cold),
+            ms(t.warm)
+        );
+        return Ok(());
+    }
+    let mut queries = queries();
+    if let Ok(names) = std::env::var("QUERIES") {
+        let wanted: Vec<&str> = names.split(',').map(str::trim).collect();
+        queries.retain(|q| wanted.contains(&q.name));
+    }
     let mut loupe = Vec::new();
     for q in &queries {
         eprintln!("loupe: {}", q.name);

@@ -25,63 +25,97 @@ impl LogBucket {
     }
 }
 
-/// The bucket of `x` with `n` buckets per decade.
+/// Bucket `k`'s lower bound, `10^(k/n)`: the one formula every bound comes from, so the
+/// value and column versions place a value on the same side of every bound.
+fn bound(k: i32, n: f64) -> f64 {
+    10f64.powf(f64::from(k) / n)
+}
+
+/// Moves a guess `k` to the bucket of `x`: the largest `k` with `bound(k) <= x`.
+#[inline]
+fn settle(mut k: i32, x: f64, b: impl Fn(i32) -> f64) -> i32 {
+    while b(k) > x {
+        k -= 1;
+    }
+    while b(k + 1) <= x {
+        k += 1;
+    }
+    k
+}
+
+/// The bucket of `x` with `n` buckets per decade: the largest bound `10^(k/n)` not above `x`.
+/// `x <= 0` and NaN are bucket 0; infinity is itself.
 pub(crate) fn log_bucket(x: f64, n: f64) -> f64 {
     if x.is_nan() || x <= 0.0 {
         return 0.0;
     }
-    let k = (x.log10() * n).floor();
-    let lo = 10f64.powf(k / n);
-    // powf can land a hair above x at an exact bound (log10(1000) * 3 = 8.999...):
-    // the bucket holds x, so its lower bound is never above it.
-    if lo > x {
-        10f64.powf((k - 1.0) / n)
-    } else {
-        lo
+    if !x.is_finite() {
+        return x;
     }
+    // floor(log10(x) * n) is the bucket or next to it (rounding at an exact bound).
+    let guess = (x.log10() * n).floor() as i32;
+    bound(settle(guess, x, |k| bound(k, n)), n)
 }
 
-/// The bucket index of `x`: `floor(log10(x) * n)`, or a marker for values outside the scale.
-const ZERO_BUCKET: i32 = i32::MIN;
-const ITSELF: i32 = i32::MAX;
-
-fn bucket_index(x: f64, n: f64) -> i32 {
-    if x.is_nan() || x <= 0.0 {
-        ZERO_BUCKET
-    } else if !x.is_finite() {
-        ITSELF
-    } else {
-        // |log10| <= 324 for finite doubles; n is checked to keep this inside i32.
-        (x.log10() * n).floor() as i32
-    }
+/// A guess at `floor(log10(x) * n)` from the bits of a normal positive `x`, within a bucket or
+/// two for `n <= 100`: the binary exponent plus a quadratic for log2 of the mantissa (error
+/// under 0.005), cheaper than `log10`. [`settle`] makes it exact.
+#[inline]
+fn guess_index(x: f64, n: f64) -> i32 {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    let bits = x.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i32 - 1023;
+    let m = f64::from_bits((bits & MANTISSA) | (1023 << 52));
+    let log2 = f64::from(e) + (-0.344_848_43 * m + 2.024_665_78) * m - 1.674_877_59;
+    // Truncation, not `floor` (a libm call without SSE4.1, a sixth of a heatmap query's time
+    // in a profile): a guess one too high for negatives is settled like any other.
+    (log2 * std::f64::consts::LOG10_2 * n) as i32
 }
 
-/// [`log_bucket`] over a column. `10^(k/n)` is the costly part (a `powf` per row was most of a
-/// heatmap query's time), and a column's values fall in a few dozen buckets, so the bounds are
-/// computed once per bucket of the batch and looked up.
+/// [`log_bucket`] over a column. A `log10` and a `powf` per row were most of a heatmap query's
+/// time; here the bucket comes from the bits of the value, checked against bounds that are
+/// computed once per bucket of the batch (a column's values fall in a few dozen).
 fn log_buckets(x: &Float64Array, n: f64) -> Float64Array {
-    let ks: Vec<i32> = x.values().iter().map(|&v| bucket_index(v, n)).collect();
-    let real = ks
+    let normal = |v: f64| v.is_finite() && v >= f64::MIN_POSITIVE;
+    // Pass 1: a guess per value (0 where the value is off the scale) and their range.
+    let (mut lo, mut hi) = (i32::MAX, i32::MIN);
+    let guesses: Vec<i32> = x
+        .values()
         .iter()
-        .copied()
-        .filter(|&k| k != ZERO_BUCKET && k != ITSELF);
-    let (lo, hi) = real.fold((i32::MAX, i32::MIN), |(a, b), k| (a.min(k), b.max(k)));
-    let table: Vec<f64> = if lo <= hi && (hi as i64 - lo as i64) < 100_000 {
-        (lo..=hi).map(|k| 10f64.powf(f64::from(k) / n)).collect()
+        .map(|&v| {
+            let k = if normal(v) { guess_index(v, n) } else { 0 };
+            lo = lo.min(k);
+            hi = hi.max(k);
+            k
+        })
+        .collect();
+    let (lo, table): (i32, Vec<f64>) = if lo <= hi && (hi as i64 - lo as i64) < 100_000 {
+        // Room for settle's steps on either side.
+        let lo = lo.saturating_sub(4);
+        (
+            lo,
+            (lo..=hi.saturating_add(4)).map(|k| bound(k, n)).collect(),
+        )
     } else {
-        Vec::new()
+        (0, Vec::new())
     };
-    let values: Vec<f64> = ks
+    let b = |k: i32| {
+        table
+            .get((k as i64 - lo as i64) as usize)
+            .copied()
+            .unwrap_or_else(|| bound(k, n))
+    };
+    // Pass 2: each guess settled against the bounds.
+    let values: Vec<f64> = x
+        .values()
         .iter()
-        .zip(x.values().iter())
-        .map(|(&k, &v)| match k {
-            ZERO_BUCKET => 0.0,
-            ITSELF => v,
-            _ => match table.get((k as i64 - lo as i64) as usize) {
-                // The bound can land a hair above v at an exact power (see `log_bucket`).
-                Some(&b) if b <= v => b,
-                _ => log_bucket(v, n),
-            },
+        .zip(&guesses)
+        .map(|(&v, &k)| {
+            if normal(v) {
+                b(settle(k, v, b))
+            } else {
+                log_bucket(v, n)
+            }
         })
         .collect();
     Float64Array::new(values.into(), x.nulls().cloned())
@@ -144,6 +178,8 @@ mod tests {
             Some(1000.0),
             Some(1e-300),
             Some(f64::MAX),
+            Some(5e-324), // subnormal
+            Some(10f64.powf(0.25)),
         ];
         let mut x = 0.0007;
         while x < 1e8 {
@@ -151,7 +187,7 @@ mod tests {
             x *= 1.113;
         }
         let col = Float64Array::from(values.clone());
-        for n in [1.0, 3.0, 4.0, 10.0] {
+        for n in [1.0, 3.0, 4.0, 10.0, 100.0] {
             let out = log_buckets(&col, n);
             for (i, v) in values.iter().enumerate() {
                 match v {
