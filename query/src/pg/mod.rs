@@ -270,16 +270,19 @@ fn session_statement(sql: &str) -> Option<Session> {
 }
 
 /// Splits a simple query into its statements (DataFusion's parser, so semicolons inside
-/// strings are not boundaries). A text that does not parse is returned whole, so running it
-/// reports the syntax error.
+/// strings are not boundaries). Text with no statement at all (blank, `;`, or only comments:
+/// Grafana's health check sends `-- ping`) is an empty query. A text that does not parse is
+/// returned whole, so running it reports the syntax error.
 fn statements(sql: &str) -> Vec<String> {
-    if sql.trim().trim_end_matches(';').trim().is_empty() {
-        return Vec::new();
-    }
     match datafusion::sql::parser::DFParser::parse_sql(sql) {
         Ok(stmts) if stmts.len() > 1 => stmts.iter().map(ToString::to_string).collect(),
+        Ok(stmts) if stmts.is_empty() => Vec::new(),
         _ => vec![sql.to_owned()],
     }
+}
+
+fn is_empty_query(sql: &str) -> bool {
+    statements(sql).is_empty()
 }
 
 struct Backend {
@@ -451,7 +454,7 @@ impl ExtendedQueryHandler for Backend {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let sql = &portal.statement.statement;
-        if sql.trim().trim_end_matches(';').trim().is_empty() {
+        if is_empty_query(sql) {
             return Ok(Response::EmptyQuery);
         }
         if let Some(s) = session_statement(sql) {
@@ -471,7 +474,7 @@ impl ExtendedQueryHandler for Backend {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        if session_statement(&stmt.statement).is_some() || stmt.statement.trim().is_empty() {
+        if session_statement(&stmt.statement).is_some() || is_empty_query(&stmt.statement) {
             return Ok(DescribeStatementResponse::new(Vec::new(), Vec::new()));
         }
         let (schema, inferred) = self
@@ -483,7 +486,9 @@ impl ExtendedQueryHandler for Backend {
         let params: Vec<Type> = (0..n)
             .map(|i| param_type(&stmt.parameter_types, &inferred, i))
             .collect();
-        let fields: Vec<FieldInfo> = types::fields(&schema, &Format::UnifiedBinary);
+        // A described statement's columns are announced in text format, as PostgreSQL does:
+        // the format is only chosen at Bind.
+        let fields: Vec<FieldInfo> = types::fields(&schema, &Format::UnifiedText);
         Ok(DescribeStatementResponse::new(params, fields))
     }
 
@@ -496,7 +501,7 @@ impl ExtendedQueryHandler for Backend {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let sql = &portal.statement.statement;
-        if session_statement(sql).is_some() || sql.trim().is_empty() {
+        if session_statement(sql).is_some() || is_empty_query(sql) {
             return Ok(DescribePortalResponse::new(Vec::new()));
         }
         let (schema, _) = self.engine.describe(sql).await.map_err(|e| pg_error(&e))?;

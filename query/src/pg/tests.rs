@@ -100,6 +100,15 @@ async fn simple_queries_answer_text_rows_one_statement_after_another() {
         Some("a;b"),
         "a semicolon in a string is not a boundary"
     );
+    // Grafana's health check (pgx's Ping) and other comment-only or blank texts are empty
+    // queries, not errors.
+    for empty in ["-- ping", ";", "  ", "/* nothing */"] {
+        let msgs = client.simple_query(empty).await.unwrap();
+        assert!(
+            !msgs.iter().any(|m| matches!(m, SimpleQueryMessage::Row(_))),
+            "{empty:?}"
+        );
+    }
     // Transactions and SET, which drivers send on their own, are accepted and change nothing.
     client
         .batch_execute("BEGIN; SET extra_float_digits = 3; COMMIT")
