@@ -96,6 +96,7 @@ impl QueryEngine {
             .expect("memory catalog accepts schemas");
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         crate::weighted::register(&ctx);
+        crate::pg::functions::register(&ctx);
         // Listings that see a partition's old file set or its new one, whole (see `LocalStore`).
         ctx.register_object_store(
             ObjectStoreUrl::local_filesystem().as_ref(),

@@ -21,6 +21,7 @@
 //!   password exchange: use TLS termination or loopback); without keys, anyone who can reach
 //!   the port may query, as with HTTP (loopback by default).
 
+pub(crate) mod functions;
 mod types;
 
 use std::fmt::Debug;
@@ -136,7 +137,11 @@ fn server_parameters() -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
     // Clients (psql, drivers) read the version to decide what they may send; 16 is the
     // protocol and catalog generation loupe's answers follow.
-    p.server_version = format!("16.0 (loupe {})", env!("CARGO_PKG_VERSION"));
+    p.server_version = format!(
+        "{} (loupe {})",
+        functions::SERVER_VERSION,
+        env!("CARGO_PKG_VERSION")
+    );
     p.default_transaction_read_only = true;
     p
 }

@@ -166,6 +166,39 @@ async fn extended_queries_take_parameters_and_answer_typed_values() {
 }
 
 #[tokio::test]
+async fn the_session_functions_clients_call_on_their_own_answer() {
+    let (_dir, client) = open().await;
+    // Grafana's version probe when a data source is saved.
+    let v = one_int(
+        &client,
+        "SELECT CAST(current_setting('server_version_num') AS BIGINT) / 100",
+        &[],
+    )
+    .await;
+    assert_eq!(v, 1600);
+    let row = client
+        .query_one(
+            "SELECT current_database(), current_schema(), quote_ident(table_name) \
+             FROM information_schema.tables WHERE table_schema = 'public'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "loupe");
+    assert_eq!(row.get::<_, &str>(1), "public");
+    assert_eq!(row.get::<_, &str>(2), "api");
+    let e = client
+        .simple_query("SELECT current_setting('work_mem')")
+        .await
+        .unwrap_err();
+    let msg = e.as_db_error().unwrap().message();
+    assert!(
+        msg.contains("unrecognized configuration parameter"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
 async fn errors_carry_a_sqlstate_and_name_the_problem() {
     let (_dir, client) = open().await;
     let e = client
