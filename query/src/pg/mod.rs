@@ -230,12 +230,28 @@ pub(crate) fn user_error(code: &str, message: String) -> PgWireError {
 fn pg_error(e: &Error) -> PgWireError {
     let code = match e {
         Error::ReadOnly(_) => "25006",
-        Error::Query(_) => "42000",
+        Error::Query(msg) => query_sqlstate(msg),
         Error::ResourcesExhausted(_) => "53200",
         Error::Timeout { .. } => "57014",
         Error::Execution(_) | Error::Store(_) => "XX000",
     };
     user_error(code, e.to_string())
+}
+
+/// The SQLSTATE of a wrong query, from DataFusion's message (its errors carry no code): the
+/// classes psql and drivers tell apart. Anything else wrong with a query is `42000`.
+fn query_sqlstate(msg: &str) -> &'static str {
+    if msg.starts_with("SQL error") {
+        "42601" // syntax_error
+    } else if msg.contains("No field named") {
+        "42703" // undefined_column
+    } else if msg.contains("table '") && msg.contains("not found") {
+        "42P01" // undefined_table
+    } else if msg.contains("Invalid function") {
+        "42883" // undefined_function
+    } else {
+        "42000"
+    }
 }
 
 /// A statement answered without running a query, and how.

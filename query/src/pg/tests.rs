@@ -206,8 +206,21 @@ async fn errors_carry_a_sqlstate_and_name_the_problem() {
         .await
         .unwrap_err();
     let db = e.as_db_error().expect("a server error");
-    assert_eq!(db.code(), &SqlState::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION);
+    assert_eq!(db.code(), &SqlState::UNDEFINED_COLUMN);
     assert!(db.message().contains("nope"), "{}", db.message());
+    for (sql, code) in [
+        ("SELEC 1", SqlState::SYNTAX_ERROR),
+        ("SELECT * FROM nope", SqlState::UNDEFINED_TABLE),
+        ("SELECT nofunc(1)", SqlState::UNDEFINED_FUNCTION),
+        (
+            "SELECT 'a' + 1",
+            SqlState::SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION,
+        ),
+    ] {
+        let e = client.simple_query(sql).await.unwrap_err();
+        let db = e.as_db_error().expect("a server error");
+        assert_eq!(db.code(), &code, "{sql}: {}", db.message());
+    }
     let e = client.simple_query("DROP TABLE api").await.unwrap_err();
     assert_eq!(
         e.as_db_error().unwrap().code(),
