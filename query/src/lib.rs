@@ -20,6 +20,7 @@ mod engine;
 mod error;
 mod executor;
 mod http;
+pub mod outliers;
 mod output;
 pub mod pg;
 pub mod table;

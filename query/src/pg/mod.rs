@@ -9,7 +9,8 @@
 //!   the client asks for per column (type OIDs in [`types`]).
 //! - **Cancellation.** A `CancelRequest` (psql's Ctrl+C) stops the running statement: its
 //!   task is aborted and the client gets SQLSTATE `57014`.
-//! - **Errors** carry a SQLSTATE by kind: `42000` for a query that is wrong, `25006` for one
+//! - **Errors** carry a SQLSTATE by kind: `42601`/`42P01`/`42703`/`42883` for a syntax error or
+//!   an unknown table, column or function, `42000` for another wrong query, `25006` for one
 //!   that would write, `53200` over the memory limit, `57014` past the timeout or cancelled,
 //!   `XX000` for a failure of ours.
 //! - **Sessions.** Transaction statements (`BEGIN`, `COMMIT`, `ROLLBACK`, `START TRANSACTION`,
