@@ -2,9 +2,19 @@
 //! baseline (the rest of the window), field by field and for combinations of fields, weighted
 //! by `sample_rate` (issue 7).
 //!
-//! Built so far: [`stats`], the weighted statistics of one candidate explanation (support,
-//! risk ratio, a confidence bound on effective sample sizes, eligibility). The candidate
-//! search (per-field value counts by DataFusion, numeric binning, combinations, folding of
-//! functionally dependent fields) and the front doors come next.
+//! Built so far, pure and tested:
+//! - [`stats`]: the weighted statistics of one candidate explanation (support, risk ratio, a
+//!   confidence bound on effective sample sizes, eligibility);
+//! - [`counts`]: one pass over `(selected, weight, fields...)` batches counting every field's
+//!   values on both sides at once, numeric fields by bins, identifiers recognised and dropped;
+//! - [`rank`]: single-field explanations, best first by the lower confidence bound.
+//!
+//! Next: the query that feeds [`counts`] (the window, the selection and baseline predicates,
+//! the candidate fields from the schema, quantile bins for numeric fields from a first pass,
+//! `duration_ms` left out when it defines the selection), combinations of two and three
+//! fields among the strongest singles, folding functionally dependent fields, and the front
+//! doors (`loupe outliers`, `POST /api/v1/outliers`, the `outliers(...)` table function).
 
+pub mod counts;
+pub mod rank;
 pub mod stats;
