@@ -159,6 +159,6 @@ async fn psycopg_queries_with_parameters_inside_its_transactions() {
     // durations 0, 10, ..., 190 at weight 5; >= 50 leaves 15 events, 7 on /r0 and 8 on /r1
     assert_eq!(
         stdout,
-        "/r0|35.0\n/r1|40.0\ndatetime True 190.0\nerror 42000\ncount 20\n"
+        "/r0|35.0\n/r1|40.0\ndatetime True 190.0\nerror 42703\ncount 20\n"
     );
 }
