@@ -169,6 +169,45 @@ impl QueryEngine {
         })
     }
 
+    /// Runs `query` and folds its batches into `init` with `f` as they stream out, without
+    /// holding the answer: for analyses (outliers) that read every row of a window. The same
+    /// limits as [`QueryEngine::sql`] apply. Not run again when compaction swaps a file
+    /// under it: the error says "not found" and the caller may ask again.
+    pub async fn fold_batches<T, F>(&self, query: &str, init: T, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, &RecordBatch) -> DfResult<()> + Send + 'static,
+    {
+        let timeout = self.config.timeout();
+        let this = self.clone();
+        let query = query.to_owned();
+        let work = async move {
+            let df = this
+                .query_context()
+                .sql_with_options(&query, Self::sql_options())
+                .await?;
+            let mut stream = df.execute_stream().await?;
+            let mut acc = init;
+            while let Some(batch) = stream.next().await {
+                f(&mut acc, &batch?)?;
+            }
+            Ok::<T, DataFusionError>(acc)
+        };
+        let limited = async move { tokio::time::timeout(timeout, work).await };
+        let outcome = match &self.executor {
+            Some(executor) => executor
+                .run(limited)
+                .await
+                .map_err(|e| Error::Execution(format!("the query task failed: {e}")))?,
+            None => limited.await,
+        };
+        outcome
+            .map_err(|_| Error::Timeout {
+                limit_ms: self.config.timeout_ms,
+            })?
+            .map_err(Error::from_datafusion)
+    }
+
     /// Plans `query` without running it: the schema of its answer and the types DataFusion
     /// infers for its parameters (`$1` first; `None` where it cannot tell).
     pub async fn describe(&self, query: &str) -> Result<(SchemaRef, Vec<Option<DataType>>)> {

@@ -7,14 +7,16 @@
 //!   confidence bound on effective sample sizes, eligibility);
 //! - [`counts`]: one pass over `(selected, weight, fields...)` batches counting every field's
 //!   values on both sides at once, numeric fields by bins, identifiers recognised and dropped;
-//! - [`rank`]: single-field explanations, best first by the lower confidence bound.
+//! - [`rank`]: single-field explanations, best first by the lower confidence bound;
+//! - [`analyze`]: `QueryEngine::outliers`, the two DataFusion passes over a window (decile bins
+//!   of float fields, then one streamed scan into [`counts`]), fields the predicates use left
+//!   out.
 //!
-//! Next: the query that feeds [`counts`] (the window, the selection and baseline predicates,
-//! the candidate fields from the schema, quantile bins for numeric fields from a first pass,
-//! `duration_ms` left out when it defines the selection), combinations of two and three
-//! fields among the strongest singles, folding functionally dependent fields, and the front
-//! doors (`loupe outliers`, `POST /api/v1/outliers`, the `outliers(...)` table function).
+//! Next: combinations of two and three fields among the strongest singles, folding
+//! functionally dependent fields, the BubbleUp-style per-field view, and the front doors
+//! (`loupe outliers`, `POST /api/v1/outliers`, the `outliers(...)` table function).
 
+pub mod analyze;
 pub mod counts;
 pub mod rank;
 pub mod stats;

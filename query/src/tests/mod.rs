@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 use crate::{Error, QueryEngine, rows_json};
 
 mod limits;
+mod outliers;
 mod weighted;
 
 const HOUR: i64 = 3_600_000_000;

@@ -1,0 +1,230 @@
+//! The question asked of a dataset: which fields' values does the selection over-represent?
+//! Two passes of DataFusion over the window: the deciles of every float field (its bins), then
+//! one scan that hands `(selected, weight, fields...)` batches to [`Counts`].
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::DFSchema;
+
+use super::counts::{self, Bins, Counts};
+use super::rank::{self, Explanation};
+use super::stats::{Cell, Thresholds};
+use crate::{Error, QueryEngine, Result};
+
+/// What to compare.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub dataset: String,
+    /// An SQL predicate over the events: `duration_ms > 800`, `error`.
+    pub selection: String,
+    /// The events to compare with; the rest of the window when `None`.
+    pub baseline: Option<String>,
+    /// The window, in microseconds since the Unix epoch; open ends when `None`.
+    pub since_us: Option<i64>,
+    pub until_us: Option<i64>,
+    pub thresholds: Thresholds,
+    pub limits: counts::Limits,
+    /// Most explanations reported.
+    pub top: usize,
+}
+
+impl Question {
+    pub fn new(dataset: &str, selection: &str) -> Question {
+        Question {
+            dataset: dataset.to_owned(),
+            selection: selection.to_owned(),
+            baseline: None,
+            since_us: None,
+            until_us: None,
+            thresholds: Thresholds::default(),
+            limits: counts::Limits::default(),
+            top: 20,
+        }
+    }
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub selection: Cell,
+    pub baseline: Cell,
+    /// The fields compared.
+    pub fields: Vec<String>,
+    /// Fields left out because they identify events (too many distinct values).
+    pub identifiers: Vec<String>,
+    /// Fields left out because the selection or baseline is defined on them.
+    pub defining: Vec<String>,
+    pub explanations: Vec<Explanation>,
+}
+
+/// Fields that are never explanations: the time, the weight, trace linkage and the partition
+/// columns (all identify or merely locate events).
+const NEVER: &[&str] = &[
+    "timestamp",
+    "sample_rate",
+    "trace.trace_id",
+    "trace.span_id",
+    "trace.parent_id",
+    "date",
+    "hour",
+];
+
+/// `name` as an SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn comparable(dt: &DataType) -> bool {
+    match dt {
+        DataType::Dictionary(_, v) => comparable(v),
+        dt => {
+            dt.is_numeric()
+                || matches!(
+                    dt,
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Boolean
+                )
+        }
+    }
+}
+
+const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+impl QueryEngine {
+    /// Answers `q` (see the module doc).
+    pub async fn outliers(&self, q: &Question) -> Result<Report> {
+        let table = ident(&q.dataset);
+        let (schema, _) = self
+            .describe(&format!("SELECT * FROM {table} LIMIT 0"))
+            .await?;
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())
+            .map_err(|e| Error::Execution(e.to_string()))?;
+        let mut defining: Vec<String> = Vec::new();
+        for (what, pred) in [
+            ("selection", Some(&q.selection)),
+            ("baseline", q.baseline.as_ref()),
+        ] {
+            let Some(pred) = pred else { continue };
+            let expr = self
+                .context()
+                .parse_sql_expr(pred, &df_schema)
+                .map_err(|e| {
+                    Error::Query(format!("the {what} `{pred}`: {}", e.strip_backtrace()))
+                })?;
+            for c in expr.column_refs() {
+                if !defining.contains(&c.name) {
+                    defining.push(c.name.clone());
+                }
+            }
+        }
+        let fields: Vec<(String, DataType)> = schema
+            .fields()
+            .iter()
+            .filter(|f| {
+                let n = f.name();
+                !NEVER.contains(&n.as_str())
+                    && !n.starts_with("meta.")
+                    && !n.ends_with(".__raw")
+                    && !defining.contains(n)
+                    && comparable(f.data_type())
+            })
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+
+        let mut window = Vec::new();
+        if let Some(s) = q.since_us {
+            window.push(format!("timestamp >= to_timestamp_micros({s})"));
+        }
+        if let Some(u) = q.until_us {
+            window.push(format!("timestamp < to_timestamp_micros({u})"));
+        }
+        let filter = if window.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", window.join(" AND "))
+        };
+
+        let bins = self.bins(&table, &fields, &filter).await?;
+        let baseline = match &q.baseline {
+            Some(b) => format!("({b})"),
+            None => format!("NOT ({})", q.selection),
+        };
+        let columns: Vec<String> = fields.iter().map(|(n, _)| ident(n)).collect();
+        let sql = format!(
+            "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
+             sample_rate{sep}{cols} FROM {table}{filter}",
+            sel = q.selection,
+            sep = if columns.is_empty() { "" } else { ", " },
+            cols = columns.join(", "),
+        );
+        let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+        let limits = q.limits;
+        let counts = self
+            .fold_batches(&sql, Counts::new(&names, bins), move |c, b| {
+                c.add(b, &limits)
+            })
+            .await?;
+        let mut explanations = rank::single_fields(&counts, &q.thresholds);
+        explanations.truncate(q.top);
+        Ok(Report {
+            selection: counts.selection,
+            baseline: counts.baseline,
+            identifiers: counts
+                .fields
+                .iter()
+                .filter(|f| f.identifier)
+                .map(|f| f.name.clone())
+                .collect(),
+            fields: names,
+            defining,
+            explanations,
+        })
+    }
+
+    /// Decile edges of every float field over the window (weighted), one query for all.
+    async fn bins(
+        &self,
+        table: &str,
+        fields: &[(String, DataType)],
+        filter: &str,
+    ) -> Result<Vec<Option<Bins>>> {
+        let floats: Vec<usize> = (0..fields.len())
+            .filter(|&i| fields[i].1.is_floating())
+            .collect();
+        let mut out = vec![None; fields.len()];
+        if floats.is_empty() {
+            return Ok(out);
+        }
+        let aggs: Vec<String> = floats
+            .iter()
+            .flat_map(|&i| {
+                let c = ident(&fields[i].0);
+                DECILES
+                    .iter()
+                    .map(move |q| format!("wquantile({c}, sample_rate, {q})"))
+            })
+            .collect();
+        let answer = self
+            .sql(
+                &format!("SELECT {} FROM {table}{filter}", aggs.join(", ")),
+                1,
+            )
+            .await?;
+        let Some(row) = answer.batches.first().filter(|b| b.num_rows() == 1) else {
+            return Ok(out);
+        };
+        for (k, &i) in floats.iter().enumerate() {
+            let mut edges: Vec<f64> = (0..DECILES.len())
+                .filter_map(|j| {
+                    let col = row.column(k * DECILES.len() + j);
+                    let a = col.as_primitive_opt::<Float64Type>()?;
+                    a.is_valid(0).then(|| a.value(0))
+                })
+                .collect();
+            edges.dedup();
+            if !edges.is_empty() {
+                out[i] = Some(Bins { edges });
+            }
+        }
+        Ok(out)
+    }
+}
