@@ -145,22 +145,11 @@ impl QueryEngine {
         max_rows: usize,
     ) -> Result<QueryOutput> {
         let start = Instant::now();
-        let timeout = self.config.timeout();
         let this = self.clone();
         let query = query.to_owned();
-        let limited = async move {
-            tokio::time::timeout(timeout, this.with_retries(&query, &params, max_rows)).await
-        };
-        let outcome = match &self.executor {
-            Some(executor) => executor
-                .run(limited)
-                .await
-                .map_err(|e| Error::Execution(format!("the query task failed: {e}")))?,
-            None => limited.await,
-        };
-        let (schema, batches, truncated) = outcome.map_err(|_| Error::Timeout {
-            limit_ms: self.config.timeout_ms,
-        })??;
+        let (schema, batches, truncated) = self
+            .limited(async move { this.with_retries(&query, &params, max_rows).await })
+            .await?;
         Ok(QueryOutput {
             schema,
             batches,
@@ -178,21 +167,32 @@ impl QueryEngine {
         T: Send + 'static,
         F: FnMut(&mut T, &RecordBatch) -> DfResult<()> + Send + 'static,
     {
-        let timeout = self.config.timeout();
         let this = self.clone();
         let query = query.to_owned();
-        let work = async move {
-            let df = this
-                .query_context()
-                .sql_with_options(&query, Self::sql_options())
-                .await?;
-            let mut stream = df.execute_stream().await?;
-            let mut acc = init;
-            while let Some(batch) = stream.next().await {
-                f(&mut acc, &batch?)?;
-            }
-            Ok::<T, DataFusionError>(acc)
-        };
+        self.limited(async move {
+            let work = async {
+                let df = this
+                    .query_context()
+                    .sql_with_options(&query, Self::sql_options())
+                    .await?;
+                let mut stream = df.execute_stream().await?;
+                let mut acc = init;
+                while let Some(batch) = stream.next().await {
+                    f(&mut acc, &batch?)?;
+                }
+                Ok::<T, DataFusionError>(acc)
+            };
+            work.await.map_err(Error::from_datafusion)
+        })
+        .await
+    }
+
+    /// Runs `work` within the engine's timeout, on the query runtime when there is one.
+    async fn limited<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let timeout = self.config.timeout();
         let limited = async move { tokio::time::timeout(timeout, work).await };
         let outcome = match &self.executor {
             Some(executor) => executor
@@ -201,11 +201,9 @@ impl QueryEngine {
                 .map_err(|e| Error::Execution(format!("the query task failed: {e}")))?,
             None => limited.await,
         };
-        outcome
-            .map_err(|_| Error::Timeout {
-                limit_ms: self.config.timeout_ms,
-            })?
-            .map_err(Error::from_datafusion)
+        outcome.map_err(|_| Error::Timeout {
+            limit_ms: self.config.timeout_ms,
+        })?
     }
 
     /// Plans `query` without running it: the schema of its answer and the types DataFusion
