@@ -61,8 +61,11 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default)]
 pub struct FieldCounts {
     pub name: String,
-    /// `[selection, baseline]` per value.
-    pub values: HashMap<Value, [Cell; 2]>,
+    /// `[selection, baseline]` per value, strings apart (see [`FieldCounts::entries`]).
+    values: HashMap<Value, [Cell; 2]>,
+    /// String values, looked up by `&str` so that a value seen before costs no allocation
+    /// (a `Value::Str` key would allocate for every row of every string field).
+    strings: HashMap<String, [Cell; 2]>,
     /// Too many distinct values: the field identifies events and is left out.
     pub identifier: bool,
     /// Numeric: counted by bins.
@@ -137,14 +140,20 @@ impl Counts {
         for (mine, theirs) in self.fields.iter_mut().zip(other.fields) {
             mine.identifier |= theirs.identifier;
             if mine.identifier {
-                mine.values.clear();
+                mine.values = HashMap::new();
+                mine.strings = HashMap::new();
                 continue;
             }
-            for (v, cells) in theirs.values {
-                let e = mine.values.entry(v).or_default();
+            let add = |e: &mut [Cell; 2], cells: [Cell; 2]| {
                 for s in 0..2 {
                     e[s] = super::stats::totals(e[s], cells[s]);
                 }
+            };
+            for (v, cells) in theirs.values {
+                add(mine.values.entry(v).or_default(), cells);
+            }
+            for (v, cells) in theirs.strings {
+                add(mine.strings.entry(v).or_default(), cells);
             }
             mine.check(limits);
         }
@@ -152,6 +161,28 @@ impl Counts {
 }
 
 impl FieldCounts {
+    /// Every value with its `[selection, baseline]` cells.
+    pub fn entries(&self) -> impl Iterator<Item = (Value, [Cell; 2])> + '_ {
+        self.values.iter().map(|(v, c)| (v.clone(), *c)).chain(
+            self.strings
+                .iter()
+                .map(|(v, c)| (Value::Str(v.clone()), *c)),
+        )
+    }
+
+    /// The cells of one value, if it was seen.
+    pub fn get(&self, v: &Value) -> Option<[Cell; 2]> {
+        match v {
+            Value::Str(s) => self.strings.get(s.as_str()).copied(),
+            v => self.values.get(v).copied(),
+        }
+    }
+
+    /// How many distinct values were counted.
+    pub fn distinct(&self) -> usize {
+        self.values.len() + self.strings.len()
+    }
+
     fn add(
         &mut self,
         col: &ArrayRef,
@@ -209,15 +240,21 @@ impl FieldCounts {
                 // Strings (of any encoding) and anything else, as text.
                 let a = cast(col, &DataType::Utf8)?;
                 let a = a.as_string::<i32>();
-                for i in 0..a.len() {
-                    count(
-                        if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Str(a.value(i).to_owned())
-                        },
-                        i,
-                    );
+                for (i, at) in side.iter().enumerate().take(a.len()) {
+                    let Some((s, w)) = *at else { continue };
+                    if a.is_null(i) {
+                        self.values.entry(Value::Null).or_default()[s].add(w);
+                        continue;
+                    }
+                    let v = a.value(i);
+                    match self.strings.get_mut(v) {
+                        Some(e) => e[s].add(w),
+                        None => {
+                            let mut e = [Cell::default(); 2];
+                            e[s].add(w);
+                            self.strings.insert(v.to_owned(), e);
+                        }
+                    }
                 }
             }
         }
@@ -226,10 +263,10 @@ impl FieldCounts {
     }
 
     fn check(&mut self, limits: &Limits) {
-        if self.values.len() > limits.max_distinct {
+        if self.distinct() > limits.max_distinct {
             self.identifier = true;
-            self.values.clear();
-            self.values.shrink_to_fit();
+            self.values = HashMap::new();
+            self.strings = HashMap::new();
         }
     }
 }
@@ -299,19 +336,22 @@ mod tests {
         assert_eq!(c.baseline, Cell::uniform(2, 20.0));
         let kernel = &c.fields[0];
         assert_eq!(
-            kernel.values[&Value::Str("6.8".into())],
+            kernel.get(&Value::Str("6.8".into())).unwrap(),
             [Cell::uniform(2, 1.0), Cell::uniform(1, 20.0)]
         );
-        assert_eq!(kernel.values[&Value::Str("6.5".into())][0], Cell::default());
+        assert_eq!(
+            kernel.get(&Value::Str("6.5".into())).unwrap()[0],
+            Cell::default()
+        );
         // four distinct ids among the counted rows: more than 3, an identifier
-        assert!(c.fields[1].identifier && c.fields[1].values.is_empty());
+        assert!(c.fields[1].identifier && c.fields[1].distinct() == 0);
         // mem by bins: 50 -> 0, 150 -> 1, 250 -> 2, 100 -> 1 (an edge belongs above it)
         let mem = &c.fields[2];
         assert_eq!(
-            mem.values[&Value::Bin(1)],
+            mem.get(&Value::Bin(1)).unwrap(),
             [Cell::uniform(1, 1.0), Cell::uniform(1, 20.0)]
         );
-        assert_eq!(mem.values[&Value::Bin(2)][1], Cell::uniform(1, 20.0));
+        assert_eq!(mem.get(&Value::Bin(2)).unwrap()[1], Cell::uniform(1, 20.0));
     }
 
     #[test]
@@ -335,7 +375,13 @@ mod tests {
         p2.add(&b2, &limits).unwrap();
         p1.merge(p2, &limits);
         assert_eq!(p1.selection, whole.selection);
-        assert_eq!(p1.fields[0].values, whole.fields[0].values);
-        assert_eq!(p1.fields[2].values, whole.fields[2].values);
+        for f in [0, 2] {
+            let sorted = |c: &Counts| {
+                let mut v: Vec<_> = c.fields[f].entries().collect();
+                v.sort_by(|a, b| a.0.cmp(&b.0));
+                v
+            };
+            assert_eq!(sorted(&p1), sorted(&whole));
+        }
     }
 }

@@ -25,12 +25,12 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> Vec<Explanation> {
         .iter()
         .filter(|f| !f.identifier)
         .flat_map(|f| {
-            f.values.iter().map(move |(v, [sel, base])| Explanation {
+            f.entries().map(move |(v, [sel, base])| Explanation {
                 field: f.name.clone(),
-                value: v.clone(),
-                selection: *sel,
-                baseline: *base,
-                assessment: stats::assess(*sel, *base, counts.selection, counts.baseline, t),
+                value: v,
+                selection: sel,
+                baseline: base,
+                assessment: stats::assess(sel, base, counts.selection, counts.baseline, t),
             })
         })
         .filter(|e| e.assessment.eligible && e.assessment.lower > 1.0)
