@@ -6,6 +6,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::DFSchema;
 
+use super::combos::{self, Combination, Combos, Term};
 use super::counts::{self, Bins, Counts};
 use super::rank::{self, Explanation};
 use super::stats::{Cell, Thresholds};
@@ -55,6 +56,8 @@ pub struct Report {
     /// Fields left out because the selection or baseline is defined on them.
     pub defining: Vec<String>,
     pub explanations: Vec<Explanation>,
+    /// Conjunctions of two or three values whose evidence beats each of their terms'.
+    pub combinations: Vec<Combination>,
 }
 
 /// Fields that are never explanations: the time, the weight, trace linkage and the partition
@@ -159,11 +162,38 @@ impl QueryEngine {
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let limits = q.limits;
         let counts = self
-            .fold_batches(&sql, Counts::new(&names, bins), move |c, b| {
+            .fold_batches(&sql, Counts::new(&names, bins.clone()), move |c, b| {
                 c.add(b, &limits)
             })
             .await?;
         let mut explanations = rank::single_fields(&counts, &q.thresholds);
+
+        // Pairs and triples among the strongest singles, in a second scan.
+        let strongest: Vec<&Explanation> =
+            explanations.iter().take(combos::MAX_CANDIDATES).collect();
+        let mut combinations = Vec::new();
+        if strongest.len() >= 2 {
+            let terms: Vec<Term> = strongest
+                .iter()
+                .map(|e| Term {
+                    field: names.iter().position(|n| *n == e.field).unwrap_or(0),
+                    value: e.value.clone(),
+                })
+                .collect();
+            let single: Vec<f64> = strongest.iter().map(|e| e.assessment.lower).collect();
+            let field_bins = bins;
+            let combos = self
+                .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
+                .await?;
+            combinations = combos.rank(
+                &single,
+                &names,
+                counts.selection,
+                counts.baseline,
+                &q.thresholds,
+            );
+            combinations.truncate(q.top);
+        }
         explanations.truncate(q.top);
         Ok(Report {
             selection: counts.selection,
@@ -177,6 +207,7 @@ impl QueryEngine {
             fields: names,
             defining,
             explanations,
+            combinations,
         })
     }
 

@@ -17,6 +17,7 @@
 //! (`loupe outliers`, `POST /api/v1/outliers`, the `outliers(...)` table function).
 
 pub mod analyze;
+pub mod combos;
 pub mod counts;
 pub mod rank;
 pub mod stats;

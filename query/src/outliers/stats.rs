@@ -21,8 +21,12 @@
 //!   with a half added to each cell when one is empty (Haldane-Anscombe). With weights, each
 //!   count in the variance is the cell's *effective sample size*, `(Σw)² / Σw²` (Kish, Survey
 //!   Sampling, 1965): a cell of one event of weight 1000 has the variance of one event, not of
-//!   a thousand. Ranking by the lower bound is the significance guard: a large ratio from a
-//!   handful of events ranks below a smaller ratio that many events support.
+//!   a thousand. The design-based (linearization) variance of the two weighted proportions is
+//!   computed too, and the larger used: it sees a row whose one side is a few heavy events
+//!   (11 baseline events of weight 20 beside 729 selected ones of weight 1), which effective
+//!   counts of the cells alone underrate. Ranking by the lower bound is the significance
+//!   guard: a large ratio from a handful of events ranks below a smaller ratio that many
+//!   events support.
 //!
 //! A candidate is **eligible** only with at least `min_raw_events` stored events in `a` and an
 //! effective sample size of at least `min_effective` there, so one heavily weighted event can
@@ -126,7 +130,12 @@ pub fn assess(a: Cell, b: Cell, selection: Cell, baseline: Cell, t: &Thresholds)
     let empty = [ea, eb, ec, ed].contains(&0.0);
     let h = if empty { 0.5 } else { 0.0 };
     let (ea, eb, ec, ed) = (ea + h, eb + h, ec + h, ed + h);
-    let var = 1.0 / ea - 1.0 / (ea + eb) + 1.0 / ec - 1.0 / (ec + ed);
+    let katz = 1.0 / ea - 1.0 / (ea + eb) + 1.0 / ec - 1.0 / (ec + ed);
+    // The design-based (linearization) variance of the two weighted proportions, which sees
+    // that a few heavy events on one side of a row make its proportion uncertain even when
+    // the other side has many light ones. The larger of the two is used, so neither kind of
+    // thin evidence looks stronger than it is.
+    let var = katz.max(linearized(a, b, c, d, h));
     // The interval is centred on the ratio of the effective-count table when a cell is empty,
     // which is finite; otherwise on the weighted ratio itself.
     let centre = if empty {
@@ -150,6 +159,24 @@ pub fn assess(a: Cell, b: Cell, selection: Cell, baseline: Cell, t: &Thresholds)
         upper: (centre + t.z * se).exp(),
         eligible: a.rows >= t.min_raw_events && a.effective() >= t.min_effective,
     }
+}
+
+/// `Var(ln RR)` by the delta method: `RR = p1 / p2` with `p1 = a / (a + b)` and
+/// `p2 = c / (c + d)` weighted proportions of independent rows, and for each
+/// `Var(p) = Σ w² (y - p)² / (Σ w)²` (a ratio estimator's linearization; Särndal, Swensson and
+/// Wretman, Model Assisted Survey Sampling, 1992, ch. 5), so `Var(ln p) = Var(p) / p²`. With
+/// unit weights this is exactly Katz's variance. `h` is the Haldane-Anscombe half, added to
+/// each cell as half an event of weight 1 when one is empty.
+fn linearized(a: Cell, b: Cell, c: Cell, d: Cell, h: f64) -> f64 {
+    let row = |sel: Cell, other: Cell| {
+        let (sw, sw2) = (sel.weight + h, sel.weight_sq + h);
+        let (ow, ow2) = (other.weight + h, other.weight_sq + h);
+        let total = sw + ow;
+        let p = sw / total;
+        let var_p = (sw2 * (1.0 - p) * (1.0 - p) + ow2 * p * p) / (total * total);
+        var_p / (p * p)
+    };
+    row(a, b) + row(c, d)
 }
 
 /// The cells of a conjunction's complement are what the totals leave; a helper for callers
@@ -270,6 +297,39 @@ mod tests {
         assert!(r.risk_ratio.is_infinite());
         assert!(r.lower.is_finite() && r.lower > 10.0, "{r:?}");
         assert!(close(r.support, 1.0));
+    }
+
+    #[test]
+    fn a_few_heavy_events_on_one_side_widen_the_interval() {
+        // 729 selected events of weight 1 match, and 11 baseline events of weight 20: the
+        // baseline side of the row is 11 events, and the interval must say so.
+        let a = Cell::uniform(729, 1.0);
+        let b = Cell::uniform(11, 20.0);
+        let s = totals(a, Cell::uniform(12_000, 1.0));
+        let base = totals(b, Cell::uniform(3_000, 20.0));
+        let r = assess(a, b, s, base, &Thresholds::default());
+        let width = (r.upper / r.lower).ln();
+        // Katz on effective counts alone would give ±1.2% here; the 11 heavy events give more
+        // than ±10%.
+        assert!(width > 0.2, "{r:?}");
+        // and the unit-weight case is still Katz's exactly
+        let u = assess(
+            Cell::uniform(30, 1.0),
+            Cell::uniform(10, 1.0),
+            Cell::uniform(100, 1.0),
+            Cell::uniform(900, 1.0),
+            &Thresholds::default(),
+        );
+        assert!(close(
+            linearized(
+                Cell::uniform(30, 1.0),
+                Cell::uniform(10, 1.0),
+                Cell::uniform(70, 1.0),
+                Cell::uniform(890, 1.0),
+                0.0
+            ),
+            (u.upper / u.risk_ratio).ln().powi(2) / (1.96f64 * 1.96)
+        ));
     }
 
     #[test]

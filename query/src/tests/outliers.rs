@@ -100,3 +100,69 @@ async fn a_bad_predicate_is_an_error_that_names_it() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_planted_conjunction_is_found_and_beats_its_terms() {
+    // Kernel 6.6 on image img-3 (1 request in 80) is 6x slower; either alone is not.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 9;
+    let mut events = Vec::new();
+    // [selected, not] x [matches the conjunction, not], over every generated request
+    let mut truth = [[0.0f64; 2]; 2];
+    for i in 0..80_000i64 {
+        let k = (lcg(&mut s) * 8.0) as usize;
+        let img = (lcg(&mut s) * 10.0) as usize;
+        let mut ms = 40.0 * (lcg(&mut s) * 3.0).exp();
+        if k == 6 && img == 3 {
+            ms *= 6.0;
+        }
+        let slow = ms > 500.0;
+        truth[usize::from(!slow)][usize::from(!(k == 6 && img == 3))] += 1.0;
+        if !(slow || lcg(&mut s) < 0.05) {
+            continue;
+        }
+        events.push(ev(
+            T0 + i * (HOUR / 80_000),
+            Event::new()
+                .with("os.kernel", format!("6.{k}"))
+                .with("container.image", format!("img-{img}"))
+                .with("duration_ms", ms)
+                .with("sample_rate", if slow { 1 } else { 20 }),
+        ));
+    }
+    write(&store, "api", events, "f1");
+    let engine = QueryEngine::new(store);
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let top = report.combinations.first().expect("a conjunction");
+    let mut terms = top.terms.clone();
+    terms.sort();
+    assert_eq!(
+        terms,
+        [
+            ("container.image".to_owned(), Value::Str("img-3".into())),
+            ("os.kernel".to_owned(), Value::Str("6.6".into())),
+        ],
+        "{:#?}",
+        report.combinations
+    );
+    // Stronger evidence than either value alone.
+    for (field, value) in &top.terms {
+        let single = report
+            .explanations
+            .iter()
+            .find(|e| &e.field == field && &e.value == value)
+            .expect("each term is a single candidate");
+        assert!(top.assessment.lower > single.assessment.lower);
+    }
+    // The interval holds the risk ratio of the whole, unsampled stream.
+    let [[a, c], [b, d]] = truth;
+    let true_rr = (a / (a + b)) / (c / (c + d));
+    assert!(
+        top.assessment.lower <= true_rr && true_rr <= top.assessment.upper,
+        "true {true_rr} outside {top:?}"
+    );
+}

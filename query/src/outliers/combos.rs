@@ -1,0 +1,210 @@
+//! Conjunctions of two and three field values, among the strongest single-field candidates
+//! (Apriori's pruning, as MacroBase uses it: a conjunction's support is at most its weakest
+//! term's, so only values that are eligible alone can form an eligible conjunction).
+//!
+//! A second pass over the same `(selected, weight, fields...)` batches finds, for every row,
+//! which candidates it matches (at most one per field), and counts every pair and triple of
+//! them on the row's side. Rows match few candidates, so this is a handful of additions per
+//! row. A conjunction is reported only when the evidence for it is stronger than for each of
+//! its terms alone (its lower confidence bound beats theirs): otherwise the terms explain the
+//! selection and the conjunction adds nothing.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Result;
+
+use super::counts::{Bins, Value};
+use super::stats::{self, Assessment, Cell, Thresholds};
+
+/// Most candidates combined (pairs grow as the square, triples as the cube).
+pub const MAX_CANDIDATES: usize = 24;
+
+/// One candidate term: the field's position among the counted fields, and the value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Term {
+    pub field: usize,
+    pub value: Value,
+}
+
+/// A reported conjunction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Combination {
+    /// `(field name, value)` of each term, strongest single first.
+    pub terms: Vec<(String, Value)>,
+    pub selection: Cell,
+    pub baseline: Cell,
+    pub assessment: Assessment,
+}
+
+/// The counts of every pair and triple of `terms`.
+#[derive(Debug, Clone, Default)]
+pub struct Combos {
+    pub terms: Vec<Term>,
+    pairs: HashMap<(u8, u8), [Cell; 2]>,
+    triples: HashMap<(u8, u8, u8), [Cell; 2]>,
+}
+
+impl Combos {
+    pub fn new(mut terms: Vec<Term>) -> Combos {
+        terms.truncate(MAX_CANDIDATES);
+        Combos {
+            terms,
+            ..Combos::default()
+        }
+    }
+
+    /// Adds a batch laid out as for [`super::counts::Counts::add`]; `bins` are the fields'.
+    pub fn add(&mut self, batch: &RecordBatch, bins: &[Option<Bins>]) -> Result<()> {
+        let n = batch.num_rows();
+        let selected = cast(batch.column(0), &DataType::Boolean)?;
+        let selected = selected.as_boolean();
+        let weights = cast(batch.column(1), &DataType::Float64)?;
+        let weights = weights.as_primitive::<Float64Type>();
+        // Per row, the candidates it matches (at most one per field).
+        let mut matched: Vec<Vec<u8>> = vec![Vec::new(); n];
+        let mut fields: Vec<usize> = self.terms.iter().map(|t| t.field).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        for f in fields {
+            let col = batch.column(f + 2);
+            let mine: Vec<(u8, &Value)> = self
+                .terms
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.field == f)
+                .map(|(i, t)| (i as u8, &t.value))
+                .collect();
+            let of = |v: &Value| mine.iter().find(|(_, w)| *w == v).map(|(i, _)| *i);
+            let bins = bins.get(f).and_then(Option::as_ref);
+            match (col.data_type(), bins) {
+                (DataType::Boolean, _) => {
+                    let a = col.as_boolean();
+                    for (i, m) in matched.iter_mut().enumerate() {
+                        let v = if a.is_null(i) {
+                            Value::Null
+                        } else {
+                            Value::Bool(a.value(i))
+                        };
+                        m.extend(of(&v));
+                    }
+                }
+                (dt, Some(bins)) if dt.is_numeric() => {
+                    let a = cast(col, &DataType::Float64)?;
+                    let a = a.as_primitive::<Float64Type>();
+                    for (i, m) in matched.iter_mut().enumerate() {
+                        let v = if a.is_null(i) {
+                            Value::Null
+                        } else {
+                            Value::Bin(bins.bin(a.value(i)))
+                        };
+                        m.extend(of(&v));
+                    }
+                }
+                (dt, None) if dt.is_integer() => {
+                    let a = cast(col, &DataType::Int64)?;
+                    let a = a.as_primitive::<Int64Type>();
+                    for (i, m) in matched.iter_mut().enumerate() {
+                        let v = if a.is_null(i) {
+                            Value::Null
+                        } else {
+                            Value::Int(a.value(i))
+                        };
+                        m.extend(of(&v));
+                    }
+                }
+                _ => {
+                    let a = cast(col, &DataType::Utf8)?;
+                    let a = a.as_string::<i32>();
+                    let by_str: HashMap<&str, u8> = mine
+                        .iter()
+                        .filter_map(|(i, v)| match v {
+                            Value::Str(s) => Some((s.as_str(), *i)),
+                            _ => None,
+                        })
+                        .collect();
+                    let null = of(&Value::Null);
+                    for (i, m) in matched.iter_mut().enumerate() {
+                        if a.is_null(i) {
+                            m.extend(null);
+                        } else {
+                            m.extend(by_str.get(a.value(i)).copied());
+                        }
+                    }
+                }
+            }
+        }
+        for (i, m) in matched.iter_mut().enumerate() {
+            if selected.is_null(i) || m.len() < 2 {
+                continue;
+            }
+            let side = usize::from(!selected.value(i));
+            let w = if weights.is_null(i) {
+                1.0
+            } else {
+                weights.value(i)
+            };
+            m.sort_unstable();
+            for x in 0..m.len() {
+                for y in x + 1..m.len() {
+                    self.pairs.entry((m[x], m[y])).or_default()[side].add(w);
+                    for z in y + 1..m.len() {
+                        self.triples.entry((m[x], m[y], m[z])).or_default()[side].add(w);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The conjunctions whose evidence beats each of their terms', best first. `single` is the
+    /// lower bound of each term alone, `names` the fields' names.
+    pub fn rank(
+        &self,
+        single: &[f64],
+        names: &[String],
+        selection: Cell,
+        baseline: Cell,
+        t: &Thresholds,
+    ) -> Vec<Combination> {
+        let entries = self
+            .pairs
+            .iter()
+            .map(|(&(a, b), c)| (vec![a, b], *c))
+            .chain(
+                self.triples
+                    .iter()
+                    .map(|(&(a, b, c), x)| (vec![a, b, c], *x)),
+            );
+        let mut out: Vec<Combination> = entries
+            .filter_map(|(idx, [sel, base])| {
+                let assessment = stats::assess(sel, base, selection, baseline, t);
+                let best_term = idx.iter().map(|&i| single[i as usize]).fold(0.0, f64::max);
+                (assessment.eligible && assessment.lower > 1.0 && assessment.lower > best_term)
+                    .then(|| Combination {
+                        terms: idx
+                            .iter()
+                            .map(|&i| {
+                                let t = &self.terms[i as usize];
+                                (names[t.field].clone(), t.value.clone())
+                            })
+                            .collect(),
+                        selection: sel,
+                        baseline: base,
+                        assessment,
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.assessment
+                .lower
+                .total_cmp(&a.assessment.lower)
+                .then(a.terms.len().cmp(&b.terms.len()))
+                .then_with(|| a.terms.cmp(&b.terms))
+        });
+        out
+    }
+}
