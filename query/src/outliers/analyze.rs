@@ -192,7 +192,24 @@ impl QueryEngine {
                 counts.baseline,
                 &q.thresholds,
             );
+            // A value implied by a stronger one (a host's zone) is folded into it, and so is
+            // a conjunction of a value with what it implies (which is the value alone).
+            let cells: Vec<[Cell; 2]> = explanations
+                .iter()
+                .take(combos::MAX_CANDIDATES)
+                .map(|e| [e.selection, e.baseline])
+                .collect();
+            let implications = combos.implications(&cells);
+            let redundant = |c: &Combination| {
+                implications.iter().any(|&(x, y)| {
+                    let term =
+                        |i: usize| (explanations[i].field.clone(), explanations[i].value.clone());
+                    c.terms.contains(&term(x)) && c.terms.contains(&term(y))
+                })
+            };
+            combinations.retain(|c| !redundant(c));
             combinations.truncate(q.top);
+            rank::fold_implied(&mut explanations, &implications);
         }
         explanations.truncate(q.top);
         Ok(Report {

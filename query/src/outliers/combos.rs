@@ -160,6 +160,29 @@ impl Combos {
         Ok(())
     }
 
+    /// Pairs `(x, y)` of term indexes where every event with `x` also has `y`, on both sides:
+    /// the pair's cells are `x`'s own (`single` holds each term's `[selection, baseline]`).
+    pub fn implications(&self, single: &[[Cell; 2]]) -> Vec<(usize, usize)> {
+        let same = |p: &[Cell; 2], s: &[Cell; 2]| {
+            (0..2).all(|k| {
+                p[k].rows == s[k].rows
+                    && (p[k].weight - s[k].weight).abs() <= 1e-9 * s[k].weight.max(1.0)
+            })
+        };
+        let mut out = Vec::new();
+        for (&(i, j), cells) in &self.pairs {
+            let (i, j) = (i as usize, j as usize);
+            if same(cells, &single[i]) {
+                out.push((i, j));
+            }
+            if same(cells, &single[j]) {
+                out.push((j, i));
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
     /// The conjunctions whose evidence beats each of their terms', best first. `single` is the
     /// lower bound of each term alone, `names` the fields' names.
     pub fn rank(

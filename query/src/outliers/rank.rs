@@ -16,6 +16,10 @@ pub struct Explanation {
     pub selection: Cell,
     pub baseline: Cell,
     pub assessment: Assessment,
+    /// Values this one implies (every event with it has them too, on both sides) that explain
+    /// no more than it does: folded in here rather than listed again (`host.name = h-7`
+    /// carries its `availability_zone`).
+    pub implies: Vec<(String, Value)>,
 }
 
 /// The single-field explanations of `counts`, best first.
@@ -31,6 +35,7 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> Vec<Explanation> {
                 selection: sel,
                 baseline: base,
                 assessment: stats::assess(sel, base, counts.selection, counts.baseline, t),
+                implies: Vec::new(),
             })
         })
         .filter(|e| e.assessment.eligible && e.assessment.lower > 1.0)
@@ -43,6 +48,34 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> Vec<Explanation> {
             .then_with(|| (&a.field, &a.value).cmp(&(&b.field, &b.value)))
     });
     out
+}
+
+/// Folds each explanation implied by a stronger one into it: `implications` are pairs
+/// `(x, y)` of indexes into `ranked` where every event with `x` also has `y`.
+pub fn fold_implied(ranked: &mut Vec<Explanation>, implications: &[(usize, usize)]) {
+    let mut folded_into: Vec<Option<usize>> = vec![None; ranked.len()];
+    for &(x, y) in implications {
+        // Only a weaker (or equal) consequence is folded; a consequence that explains more
+        // than its cause stays on its own.
+        if x != y
+            && folded_into[x].is_none()
+            && ranked[y].assessment.lower <= ranked[x].assessment.lower
+        {
+            folded_into[y] = Some(x);
+        }
+    }
+    for y in 0..ranked.len() {
+        if let Some(x) = folded_into[y] {
+            let term = (ranked[y].field.clone(), ranked[y].value.clone());
+            ranked[x].implies.push(term);
+        }
+    }
+    let mut i = 0;
+    ranked.retain(|_| {
+        let keep = folded_into[i].is_none();
+        i += 1;
+        keep
+    });
 }
 
 #[cfg(test)]

@@ -166,3 +166,59 @@ async fn a_planted_conjunction_is_found_and_beats_its_terms() {
         "true {true_rr} outside {top:?}"
     );
 }
+
+#[tokio::test]
+async fn a_value_implied_by_the_cause_is_folded_into_it() {
+    // Host h-7 is slow; every host lives in one zone (zone = host mod 18), so h-7's zone is
+    // over-represented too, only because of h-7.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 13;
+    let mut events = Vec::new();
+    for i in 0..80_000i64 {
+        let host = (lcg(&mut s) * 200.0) as usize;
+        let mut ms = 40.0 * (lcg(&mut s) * 3.0).exp();
+        if host == 7 {
+            ms *= 5.0;
+        }
+        let slow = ms > 500.0;
+        if !(slow || lcg(&mut s) < 0.05) {
+            continue;
+        }
+        events.push(ev(
+            T0 + i * (HOUR / 80_000),
+            Event::new()
+                .with("host.name", format!("h-{host}"))
+                .with("availability_zone", format!("z-{}", host % 18))
+                .with("duration_ms", ms)
+                .with("sample_rate", if slow { 1 } else { 20 }),
+        ));
+    }
+    write(&store, "api", events, "f1");
+    let engine = QueryEngine::new(store);
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let top = &report.explanations[0];
+    assert_eq!(
+        (top.field.as_str(), &top.value),
+        ("host.name", &Value::Str("h-7".into())),
+        "{:#?}",
+        report.explanations
+    );
+    let zone = ("availability_zone".to_owned(), Value::Str("z-7".into()));
+    assert!(top.implies.contains(&zone), "{top:?}");
+    assert!(
+        !report
+            .explanations
+            .iter()
+            .any(|e| (e.field.clone(), e.value.clone()) == zone),
+        "the zone is not listed again"
+    );
+    assert!(
+        !report.combinations.iter().any(|c| c.terms.contains(&zone)),
+        "nor conjoined with the host it follows from: {:#?}",
+        report.combinations
+    );
+}
