@@ -15,37 +15,54 @@ fn lcg(seed: &mut u64) -> f64 {
     (*seed >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// 60,000 requests over an hour, stored as a collector samples them (slow ones at 1, the rest
-/// 1 in 20 at weight 20): 8 kernels, of which 6.6 makes requests 4x slower; a unique request
-/// id; a float field unrelated to latency.
-fn engine() -> (tempfile::TempDir, QueryEngine) {
+/// `n` requests over an hour from `request` (its fields, its latency in ms, whether it has the
+/// planted cause), stored as a collector samples them: slow ones (over 500 ms, the selection
+/// of every test here) at weight 1, the rest 1 in 20 at weight 20. Also returns the counts of
+/// the whole, unsampled stream: `[selected, not] x [has the cause, not]`.
+fn sampled(
+    n: i64,
+    seed: u64,
+    mut request: impl FnMut(&mut u64, i64) -> (Event, f64, bool),
+) -> (tempfile::TempDir, QueryEngine, [[f64; 2]; 2]) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(dir.path());
-    let mut s = 5;
+    let mut s = seed;
     let mut events = Vec::new();
-    for i in 0..60_000i64 {
-        let k = (lcg(&mut s) * 8.0) as usize;
-        let mut ms = 40.0 * (lcg(&mut s) * 3.0).exp();
-        if k == 6 {
-            ms *= 4.0;
-        }
-        let mem = 1000.0 + lcg(&mut s) * 7000.0;
+    let mut truth = [[0.0f64; 2]; 2];
+    for i in 0..n {
+        let (event, ms, cause) = request(&mut s, i);
         let slow = ms > 500.0;
+        truth[usize::from(!slow)][usize::from(!cause)] += 1.0;
         if !(slow || lcg(&mut s) < 0.05) {
             continue;
         }
-        events.push(ev(
-            T0 + i * (HOUR / 60_000),
-            Event::new()
-                .with("os.kernel", format!("6.{k}"))
-                .with("request.id", format!("req-{i}"))
-                .with("build.memory_mb", mem)
-                .with("duration_ms", ms)
-                .with("sample_rate", if slow { 1 } else { 20 }),
-        ));
+        let event = event
+            .with("duration_ms", ms)
+            .with("sample_rate", if slow { 1 } else { 20 });
+        events.push(ev(T0 + i * (HOUR / n), event));
     }
     write(&store, "api", events, "f1");
-    (dir, QueryEngine::new(store))
+    (dir, QueryEngine::new(store), truth)
+}
+
+/// A lognormal-ish latency: 40 ms to 800 ms.
+fn latency(s: &mut u64) -> f64 {
+    40.0 * (lcg(s) * 3.0).exp()
+}
+
+/// 60,000 requests: 8 kernels, of which 6.6 makes requests 4x slower; a unique request id; a
+/// float field unrelated to latency.
+fn engine() -> (tempfile::TempDir, QueryEngine) {
+    let (dir, engine, _) = sampled(60_000, 5, |s, i| {
+        let k = (lcg(s) * 8.0) as usize;
+        let ms = latency(s) * if k == 6 { 4.0 } else { 1.0 };
+        let e = Event::new()
+            .with("os.kernel", format!("6.{k}"))
+            .with("request.id", format!("req-{i}"))
+            .with("build.memory_mb", 1000.0 + lcg(s) * 7000.0);
+        (e, ms, k == 6)
+    });
+    (dir, engine)
 }
 
 #[tokio::test]
@@ -104,35 +121,16 @@ async fn a_bad_predicate_is_an_error_that_names_it() {
 #[tokio::test]
 async fn a_planted_conjunction_is_found_and_beats_its_terms() {
     // Kernel 6.6 on image img-3 (1 request in 80) is 6x slower; either alone is not.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path());
-    let mut s = 9;
-    let mut events = Vec::new();
-    // [selected, not] x [matches the conjunction, not], over every generated request
-    let mut truth = [[0.0f64; 2]; 2];
-    for i in 0..80_000i64 {
-        let k = (lcg(&mut s) * 8.0) as usize;
-        let img = (lcg(&mut s) * 10.0) as usize;
-        let mut ms = 40.0 * (lcg(&mut s) * 3.0).exp();
-        if k == 6 && img == 3 {
-            ms *= 6.0;
-        }
-        let slow = ms > 500.0;
-        truth[usize::from(!slow)][usize::from(!(k == 6 && img == 3))] += 1.0;
-        if !(slow || lcg(&mut s) < 0.05) {
-            continue;
-        }
-        events.push(ev(
-            T0 + i * (HOUR / 80_000),
-            Event::new()
-                .with("os.kernel", format!("6.{k}"))
-                .with("container.image", format!("img-{img}"))
-                .with("duration_ms", ms)
-                .with("sample_rate", if slow { 1 } else { 20 }),
-        ));
-    }
-    write(&store, "api", events, "f1");
-    let engine = QueryEngine::new(store);
+    let (_dir, engine, truth) = sampled(80_000, 9, |s, _| {
+        let k = (lcg(s) * 8.0) as usize;
+        let img = (lcg(s) * 10.0) as usize;
+        let cause = k == 6 && img == 3;
+        let ms = latency(s) * if cause { 6.0 } else { 1.0 };
+        let e = Event::new()
+            .with("os.kernel", format!("6.{k}"))
+            .with("container.image", format!("img-{img}"));
+        (e, ms, cause)
+    });
     let report = engine
         .outliers(&Question::new("api", "duration_ms > 500"))
         .await
@@ -171,31 +169,14 @@ async fn a_planted_conjunction_is_found_and_beats_its_terms() {
 async fn a_value_implied_by_the_cause_is_folded_into_it() {
     // Host h-7 is slow; every host lives in one zone (zone = host mod 18), so h-7's zone is
     // over-represented too, only because of h-7.
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::new(dir.path());
-    let mut s = 13;
-    let mut events = Vec::new();
-    for i in 0..80_000i64 {
-        let host = (lcg(&mut s) * 200.0) as usize;
-        let mut ms = 40.0 * (lcg(&mut s) * 3.0).exp();
-        if host == 7 {
-            ms *= 5.0;
-        }
-        let slow = ms > 500.0;
-        if !(slow || lcg(&mut s) < 0.05) {
-            continue;
-        }
-        events.push(ev(
-            T0 + i * (HOUR / 80_000),
-            Event::new()
-                .with("host.name", format!("h-{host}"))
-                .with("availability_zone", format!("z-{}", host % 18))
-                .with("duration_ms", ms)
-                .with("sample_rate", if slow { 1 } else { 20 }),
-        ));
-    }
-    write(&store, "api", events, "f1");
-    let engine = QueryEngine::new(store);
+    let (_dir, engine, _) = sampled(80_000, 13, |s, _| {
+        let host = (lcg(s) * 200.0) as usize;
+        let ms = latency(s) * if host == 7 { 5.0 } else { 1.0 };
+        let e = Event::new()
+            .with("host.name", format!("h-{host}"))
+            .with("availability_zone", format!("z-{}", host % 18));
+        (e, ms, host == 7)
+    });
     let report = engine
         .outliers(&Question::new("api", "duration_ms > 500"))
         .await
