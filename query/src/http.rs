@@ -1,3 +1,4 @@
+//! `POST /api/v1/outliers`: what the selected events have in common (see `outliers`).
 //! `POST /api/v1/sql`: read-only SQL over HTTP. JSON rows back, or an Arrow IPC stream when the
 //! request says `Accept: application/vnd.apache.arrow.stream` (or `?format=arrow`).
 
@@ -34,7 +35,35 @@ struct SqlParams {
 pub fn router(engine: QueryEngine) -> Router {
     Router::new()
         .route("/api/v1/sql", post(run_sql))
+        .route("/api/v1/outliers", post(run_outliers))
         .with_state(engine)
+}
+
+/// `POST /api/v1/outliers`: the body is an [`crate::outliers::request::OutliersRequest`];
+/// the answer is [`crate::outliers::analyze::Report::to_json`].
+async fn run_outliers(State(engine): State<QueryEngine>, body: Bytes) -> Response {
+    let request: crate::outliers::request::OutliersRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "expected {{\"dataset\", \"where\" or \"above\", and optionally \"baseline\", \"since\", \"until\", \"top\"}}: {e}"
+                ),
+            );
+        }
+    };
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let report = match engine.outliers_question(&request, now_us).await {
+        Ok(q) => engine.outliers(&q).await,
+        Err(e) => Err(e),
+    };
+    match report {
+        Ok(r) => axum::Json(r.to_json()).into_response(),
+        Err(e) => query_error(&e),
+    }
 }
 
 /// The body is `{"sql": "..."}` (JSON) or the SQL text itself (any other content type).

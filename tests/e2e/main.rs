@@ -10,6 +10,7 @@ mod honeycomb;
 mod http_api;
 mod import;
 mod otlp;
+mod outliers;
 mod postgres;
 mod query_limits;
 mod sampling;

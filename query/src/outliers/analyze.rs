@@ -58,6 +58,75 @@ pub struct Report {
     pub explanations: Vec<Explanation>,
     /// Conjunctions of two or three values whose evidence beats each of their terms'.
     pub combinations: Vec<Combination>,
+    /// The bin edges of each binned (float) field, to show a bin as its range.
+    pub bins: Vec<(String, Bins)>,
+}
+
+impl Report {
+    /// `value` of `field` as a reader wants it: a bin as its range (`[7800, 8200)`).
+    pub fn describe(&self, field: &str, value: &counts::Value) -> serde_json::Value {
+        use counts::Value as V;
+        match value {
+            V::Null => serde_json::Value::Null,
+            V::Bool(b) => (*b).into(),
+            V::Int(i) => (*i).into(),
+            V::Str(s) => s.as_str().into(),
+            V::Bin(i) => {
+                let edges = self
+                    .bins
+                    .iter()
+                    .find(|(f, _)| f == field)
+                    .map(|(_, b)| b.edges.as_slice())
+                    .unwrap_or(&[]);
+                let i = usize::from(*i);
+                let lo = i.checked_sub(1).and_then(|j| edges.get(j));
+                let hi = edges.get(i);
+                match (lo, hi) {
+                    (Some(lo), Some(hi)) => format!("[{lo}, {hi})"),
+                    (None, Some(hi)) => format!("< {hi}"),
+                    (Some(lo), None) => format!(">= {lo}"),
+                    (None, None) => "any".to_owned(),
+                }
+                .into()
+            }
+        }
+    }
+
+    /// The report as JSON: totals, the fields compared and left out, the single-field
+    /// explanations and the conjunctions, each with its shares, ratio, bound and raw counts.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let cell =
+            |c: &Cell| json!({"weight": c.weight, "rows": c.rows, "effective": c.effective()});
+        let stats = |a: &super::stats::Assessment, sel: &Cell, base: &Cell| {
+            json!({
+                "selection_share": a.support,
+                "baseline_share": a.baseline_share,
+                "risk_ratio": if a.risk_ratio.is_finite() { json!(a.risk_ratio) } else { json!("inf") },
+                "risk_ratio_95": [a.lower, a.upper],
+                "selection": cell(sel),
+                "baseline": cell(base),
+            })
+        };
+        let term = |f: &str, v: &counts::Value| json!({"field": f, "value": self.describe(f, v)});
+        json!({
+            "selection": cell(&self.selection),
+            "baseline": cell(&self.baseline),
+            "fields": self.fields,
+            "left_out": {"identifiers": self.identifiers, "defining_the_selection": self.defining},
+            "explanations": self.explanations.iter().map(|e| {
+                let mut j = stats(&e.assessment, &e.selection, &e.baseline);
+                j["terms"] = json!([term(&e.field, &e.value)]);
+                j["implies"] = e.implies.iter().map(|(f, v)| term(f, v)).collect();
+                j
+            }).collect::<Vec<_>>(),
+            "combinations": self.combinations.iter().map(|c| {
+                let mut j = stats(&c.assessment, &c.selection, &c.baseline);
+                j["terms"] = c.terms.iter().map(|(f, v)| term(f, v)).collect();
+                j
+            }).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// Fields that are never explanations: the time, the weight, trace linkage and the partition
@@ -72,8 +141,24 @@ const NEVER: &[&str] = &[
     "hour",
 ];
 
+/// ` WHERE ...` for a window of `[since, until)` microseconds, or nothing for an open one.
+pub(crate) fn window_filter(since_us: Option<i64>, until_us: Option<i64>) -> String {
+    let mut window = Vec::new();
+    if let Some(s) = since_us {
+        window.push(format!("timestamp >= to_timestamp_micros({s})"));
+    }
+    if let Some(u) = until_us {
+        window.push(format!("timestamp < to_timestamp_micros({u})"));
+    }
+    if window.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", window.join(" AND "))
+    }
+}
+
 /// `name` as an SQL identifier.
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -133,20 +218,14 @@ impl QueryEngine {
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
 
-        let mut window = Vec::new();
-        if let Some(s) = q.since_us {
-            window.push(format!("timestamp >= to_timestamp_micros({s})"));
-        }
-        if let Some(u) = q.until_us {
-            window.push(format!("timestamp < to_timestamp_micros({u})"));
-        }
-        let filter = if window.is_empty() {
-            String::new()
-        } else {
-            format!(" WHERE {}", window.join(" AND "))
-        };
+        let filter = window_filter(q.since_us, q.until_us);
 
         let bins = self.bins(&table, &fields, &filter).await?;
+        let report_bins: Vec<(String, Bins)> = fields
+            .iter()
+            .zip(&bins)
+            .filter_map(|((n, _), b)| Some((n.clone(), b.clone()?)))
+            .collect();
         let baseline = match &q.baseline {
             Some(b) => format!("({b})"),
             None => format!("NOT ({})", q.selection),
@@ -225,6 +304,7 @@ impl QueryEngine {
             defining,
             explanations,
             combinations,
+            bins: report_bins,
         })
     }
 

@@ -20,4 +20,5 @@ pub mod analyze;
 pub mod combos;
 pub mod counts;
 pub mod rank;
+pub mod request;
 pub mod stats;

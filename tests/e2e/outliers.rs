@@ -1,0 +1,87 @@
+//! `POST /api/v1/outliers` on a real `loupe serve`.
+
+use serde_json::{Value, json};
+
+use crate::support::{ServerProcess, client, poll_sql, temp_data_dir};
+
+const FAST_FLUSH: &str = "[collector]\nflush_interval_ms = 50\n";
+
+fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 11) as f64 / (1u64 << 53) as f64
+}
+
+async fn ask(server: &ServerProcess, body: Value) -> (u16, Value) {
+    let resp = client()
+        .post(server.url("/api/v1/outliers"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_outliers_api_names_the_planted_kernel() {
+    let (_tmp, data) = temp_data_dir();
+    let server = ServerProcess::start(&data, Some(FAST_FLUSH));
+    // 20,000 requests; kernel 6.6 makes them 4x slower.
+    let mut s = 3;
+    let lines: Vec<String> = (0..20_000)
+        .map(|i| {
+            let k = (lcg(&mut s) * 8.0) as usize;
+            let ms = 40.0 * (lcg(&mut s) * 3.0).exp() * if k == 6 { 4.0 } else { 1.0 };
+            format!(
+                r#"{{"os.kernel": "6.{k}", "request.id": "r{i}", "duration_ms": {ms}, "zone": "z{}"}}"#,
+                i % 3
+            )
+        })
+        .collect();
+    for chunk in lines.chunks(5_000) {
+        let resp = client()
+            .post(server.url("/v1/events/api"))
+            .body(chunk.join("\n"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    poll_sql(&server, "SELECT count(*) AS n FROM api", |r| {
+        r.first().is_some_and(|x| x["n"] == 20_000)
+    })
+    .await;
+
+    for question in [
+        json!({"dataset": "api", "where": "duration_ms > 500", "since": "7d"}),
+        json!({"dataset": "api", "above": "p90 duration_ms"}),
+    ] {
+        let (status, r) = ask(&server, question.clone()).await;
+        assert_eq!(status, 200, "{question}: {r}");
+        let top = &r["explanations"][0];
+        assert_eq!(
+            top["terms"][0],
+            json!({"field": "os.kernel", "value": "6.6"}),
+            "{r:#}"
+        );
+        assert!(top["risk_ratio_95"][0].as_f64().unwrap() > 1.5, "{top}");
+        assert!(top["selection"]["rows"].as_u64().unwrap() >= 10);
+        assert_eq!(r["left_out"]["identifiers"], json!(["request.id"]));
+        assert_eq!(
+            r["left_out"]["defining_the_selection"],
+            json!(["duration_ms"])
+        );
+    }
+
+    let (status, r) = ask(
+        &server,
+        json!({"dataset": "api", "where": "error", "above": "p99 duration_ms"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(r["error"].as_str().unwrap().contains("not both"), "{r}");
+    let (status, r) = ask(&server, json!({"dataset": "api", "where": "nope > 1"})).await;
+    assert_eq!(status, 400);
+    assert!(r["error"].as_str().unwrap().contains("nope"), "{r}");
+}
