@@ -25,6 +25,9 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// Run one SQL query against a data directory, without a server.
     Sql(SqlArgs),
+    /// What do the selected events (slow, failing) have in common that the rest do not?
+    /// Reads a data directory, without a server.
+    Outliers(OutliersArgs),
     /// Start a server on a fresh directory, drive a simulated service through it, and show
     /// what loupe makes of it.
     Demo(DemoArgs),
@@ -114,6 +117,43 @@ pub(crate) enum OutputFormat {
     Table,
     Json,
     Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct OutliersArgs {
+    /// The dataset to look at
+    #[arg(long)]
+    pub(crate) dataset: String,
+    /// The selection, an SQL predicate: 'duration_ms > 800', 'error'
+    #[arg(long = "where", value_name = "PREDICATE", conflicts_with = "above")]
+    pub(crate) selection: Option<String>,
+    /// Select the events over a weighted percentile of the window: 'p99 duration_ms'
+    #[arg(long, value_name = "PNN FIELD", required_unless_present = "selection")]
+    pub(crate) above: Option<String>,
+    /// What to compare with [default: the rest of the window]
+    #[arg(long, value_name = "PREDICATE")]
+    pub(crate) baseline: Option<String>,
+    /// Start of the window: RFC 3339 or an age (15m, 1h, 7d)
+    #[arg(long)]
+    pub(crate) since: Option<String>,
+    /// End of the window: RFC 3339 or an age
+    #[arg(long)]
+    pub(crate) until: Option<String>,
+    /// Most explanations to print
+    #[arg(long, default_value_t = 10)]
+    pub(crate) top: usize,
+    /// Where datasets live [default: ./loupe-data]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// table, or json (the HTTP API's answer)
+    #[arg(long, value_enum, default_value_t = OutliersFormat::Table)]
+    pub(crate) format: OutliersFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum OutliersFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, clap::Args)]

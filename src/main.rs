@@ -6,6 +6,7 @@ mod config;
 mod config_lines;
 mod demo;
 mod import;
+mod outliers_cmd;
 mod sampling_cmd;
 mod serve;
 mod sql;
@@ -104,6 +105,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Sql(args) => {
             let dir = args.data_dir.unwrap_or(config.data_dir);
             sql::run(&dir, &args.query, args.format, args.max_rows).await
+        }
+        Command::Outliers(args) => {
+            let dir = args.data_dir.clone().unwrap_or(config.data_dir);
+            outliers_cmd::run(&dir, &args).await
         }
         Command::Demo(args) => demo::run(args).await,
         Command::Ingest(args) => import::run(args, config).await,

@@ -74,6 +74,36 @@ async fn the_outliers_api_names_the_planted_kernel() {
         );
     }
 
+    // The same question from the command line, on the data directory.
+    let out = std::process::Command::new(crate::support::LOUPE)
+        .args([
+            "outliers",
+            "--dataset",
+            "api",
+            "--above",
+            "p90 duration_ms",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = text
+        .lines()
+        .skip_while(|l| !l.starts_with("single values"))
+        .nth(2)
+        .unwrap_or_default();
+    assert!(
+        first.trim_start().starts_with("os.kernel = \"6.6\""),
+        "{text}"
+    );
+    assert!(text.contains("identifiers [\"request.id\"]"), "{text}");
+
     let (status, r) = ask(
         &server,
         json!({"dataset": "api", "where": "error", "above": "p99 duration_ms"}),
