@@ -27,7 +27,9 @@ mod moments;
 mod quantile;
 pub mod sketch;
 
-use datafusion::common::{Result, ScalarValue, plan_err};
+use datafusion::arrow::array::{ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::datatypes::Float64Type;
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
@@ -66,6 +68,25 @@ pub fn register(ctx: &SessionContext) {
     }
     ctx.register_udf(ScalarUDF::from(buckets::LogBucket::new()));
     debug_assert!(AGGREGATES.iter().all(|n| ctx.udaf(n).is_ok()));
+}
+
+/// Column `i` of an aggregate's arguments or intermediate state, which the signature or
+/// `state_fields` made Float64; `what` names it in the error if it is not.
+pub(crate) fn f64_column<'a>(
+    values: &'a [ArrayRef],
+    i: usize,
+    what: &str,
+) -> Result<&'a Float64Array> {
+    match values
+        .get(i)
+        .and_then(|a| a.as_primitive_opt::<Float64Type>())
+    {
+        Some(a) => Ok(a),
+        None => exec_err!(
+            "weighted aggregate: {what} (column {}) is not Float64",
+            i + 1
+        ),
+    }
 }
 
 /// The value of argument `i`, which must be a constant (a quantile, a period).

@@ -14,16 +14,16 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, IntervalUnit};
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Float64Array};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, IntervalUnit};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, TypeSignature, Volatility,
 };
 
-use super::literal_arg;
+use super::{f64_column, literal_arg};
 
 /// Which of the four functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,15 +166,7 @@ struct Inputs<'a> {
 
 impl<'a> Inputs<'a> {
     fn of(kind: Kind, values: &'a [ArrayRef]) -> Result<Self> {
-        let col = |i: usize| -> Result<&'a Float64Array> {
-            match values
-                .get(i)
-                .and_then(|a| a.as_primitive_opt::<Float64Type>())
-            {
-                Some(a) => Ok(a),
-                None => exec_err!("weighted aggregate: argument {} is not Float64", i + 1),
-            }
-        };
+        let col = |i: usize| f64_column(values, i, "an argument");
         Ok(if kind.has_value() {
             Inputs {
                 x: Some(col(0)?),
@@ -219,17 +211,10 @@ fn finish(kind: Kind, divisor: f64, sum_xw: f64, sum_w: f64) -> Option<f64> {
 }
 
 fn states(values: &[ArrayRef]) -> Result<(&Float64Array, &Float64Array)> {
-    match (
-        values
-            .first()
-            .and_then(|a| a.as_primitive_opt::<Float64Type>()),
-        values
-            .get(1)
-            .and_then(|a| a.as_primitive_opt::<Float64Type>()),
-    ) {
-        (Some(xw), Some(w)) => Ok((xw, w)),
-        _ => exec_err!("weighted aggregate: the intermediate state is not two Float64 columns"),
-    }
+    Ok((
+        f64_column(values, 0, "the state sum_xw")?,
+        f64_column(values, 1, "the state sum_w")?,
+    ))
 }
 
 /// Every group's two sums, indexed by group.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, Float64Array,
 };
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
@@ -18,8 +18,8 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use super::literal_arg;
 use super::sketch::Sketch;
+use super::{f64_column, literal_arg};
 
 /// `wquantile` (the quantile is an argument) or a shorthand with it built in.
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -107,17 +107,10 @@ impl AggregateUDFImpl for WeightedQuantile {
 }
 
 fn inputs(values: &[ArrayRef]) -> Result<(&Float64Array, &Float64Array)> {
-    match (
-        values
-            .first()
-            .and_then(|a| a.as_primitive_opt::<Float64Type>()),
-        values
-            .get(1)
-            .and_then(|a| a.as_primitive_opt::<Float64Type>()),
-    ) {
-        (Some(x), Some(w)) => Ok((x, w)),
-        _ => exec_err!("weighted quantile: the value and weight are not Float64"),
-    }
+    Ok((
+        f64_column(values, 0, "the value")?,
+        f64_column(values, 1, "the weight")?,
+    ))
 }
 
 /// Row `i` as (value, weight), or `None` for a null value.
