@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use super::{HOUR, T0, ev, rows, write};
 use crate::QueryEngine;
-use crate::weighted::sketch::RELATIVE_ACCURACY;
+use crate::weighted::sketch::{RELATIVE_ACCURACY, exact_quantile};
 
 /// One generated event, as the test knows it.
 #[derive(Clone)]
@@ -70,21 +70,6 @@ fn engine_over(truth: &[Truth]) -> (tempfile::TempDir, QueryEngine) {
         write(&store, "api", events, &format!("f{f}"));
     }
     (dir, QueryEngine::new(store))
-}
-
-/// The exact weighted quantile: the smallest value whose cumulative weight reaches `q`.
-fn exact_quantile(values: &[(f64, f64)], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total: f64 = v.iter().map(|p| p.1).sum();
-    let mut cum = 0.0;
-    for (x, w) in &v {
-        cum += w;
-        if cum >= q * total {
-            return *x;
-        }
-    }
-    v.last().unwrap().0
 }
 
 struct Expected {

@@ -264,24 +264,28 @@ impl Sketch {
     }
 }
 
+/// The exact weighted quantile: the smallest value whose cumulative weight reaches `q` of the
+/// total. The reference the sketch and the SQL functions are tested against.
+#[cfg(test)]
+pub(crate) fn exact_quantile(values: &[(f64, f64)], q: f64) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = v.iter().map(|p| p.1).sum();
+    let mut cum = 0.0;
+    for (x, w) in &v {
+        cum += w;
+        if cum >= q * total {
+            return *x;
+        }
+    }
+    v.last().map_or(f64::NAN, |p| p.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The exact weighted quantile: the smallest value whose cumulative weight reaches `q`.
-    fn exact(values: &[(f64, f64)], q: f64) -> f64 {
-        let mut v = values.to_vec();
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let total: f64 = v.iter().map(|p| p.1).sum();
-        let mut cum = 0.0;
-        for (x, w) in &v {
-            cum += w;
-            if cum >= q * total {
-                return *x;
-            }
-        }
-        v.last().unwrap().0
-    }
+    use super::exact_quantile as exact;
 
     fn lcg(seed: &mut u64) -> f64 {
         *seed = seed
