@@ -362,12 +362,25 @@ impl Backend {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let inferred = self
-            .engine
-            .describe(&portal.statement.statement)
-            .await
-            .map(|(_, p)| p)
-            .unwrap_or_default();
+        // Planning the query for its parameter types costs a second planning per execution:
+        // only when the client left a type out.
+        let given = &portal.statement.parameter_types;
+        let all_given = (0..n).all(|i| {
+            given
+                .get(i)
+                .cloned()
+                .flatten()
+                .is_some_and(|t| t != Type::UNKNOWN)
+        });
+        let inferred = if all_given {
+            Vec::new()
+        } else {
+            self.engine
+                .describe(&portal.statement.statement)
+                .await
+                .map(|(_, p)| p)
+                .unwrap_or_default()
+        };
         (0..n)
             .map(|i| {
                 let pg = param_type(&portal.statement.parameter_types, &inferred, i);
