@@ -4,38 +4,30 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use loupe_event::{Event, Limits};
-use loupe_store::{Catalog, DatasetName, Partition, Store, events_to_batch, fsutil, write_parquet};
+use loupe_event::Event;
+use loupe_store::Store;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::{PasswordCheck, spawn};
+use crate::tests::{T0, ev, write};
 use crate::{QueryConfig, QueryEngine};
-
-const T0: i64 = 1_795_392_000_000_000; // 2026-11-23T00:00:00Z
 
 fn store_with_events(dir: &std::path::Path) -> Store {
     let store = Store::new(dir);
-    let ds = store.dataset(&DatasetName::new("api").unwrap());
-    let mut catalog = Catalog::default();
-    let events: Vec<_> = (0..10)
+    let events = (0..10)
         .map(|i| {
-            Event::new()
+            let e = Event::new()
                 .with("i", i)
                 .with("http.route", if i % 2 == 0 { "/a" } else { "/b" })
                 .with("duration_ms", 10.0 * i as f64 + 0.5)
                 .with("error", i == 7)
-                .with("sample_rate", 4)
-                .validate(&Limits::default(), T0 + i * 1_000_000)
-                .unwrap()
+                .with("sample_rate", 4);
+            ev(T0 + i * 1_000_000, e)
         })
         .collect();
-    let batch = events_to_batch(&events, &mut catalog, 0).unwrap();
-    let part = ds.partition_dir(&Partition::of(T0));
-    fsutil::create_dir_durable(&part).unwrap();
-    write_parquet(&part.join("a.parquet"), &batch).unwrap();
-    catalog.save_if_changed(&ds.catalog_dir()).unwrap();
+    write(&store, "api", events, "a");
     store
 }
 

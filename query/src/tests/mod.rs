@@ -10,11 +10,11 @@ mod limits;
 mod outliers;
 mod weighted;
 
-const HOUR: i64 = 3_600_000_000;
-const T0: i64 = 1_795_392_000_000_000; // 2026-11-23T00:00:00Z
+pub(crate) const HOUR: i64 = 3_600_000_000;
+pub(crate) const T0: i64 = 1_795_392_000_000_000; // 2026-11-23T00:00:00Z
 
 /// Writes `events` as one file per hour partition, as a flush does.
-fn write(store: &Store, dataset: &str, events: Vec<ValidEvent>, file: &str) {
+pub(crate) fn write(store: &Store, dataset: &str, events: Vec<ValidEvent>, file: &str) {
     let dir = store.dataset(&DatasetName::new(dataset).unwrap());
     let mut catalog = Catalog::load(&dir.catalog_dir()).unwrap();
     let mut parts: std::collections::BTreeMap<Partition, Vec<ValidEvent>> = Default::default();
@@ -33,7 +33,7 @@ fn write(store: &Store, dataset: &str, events: Vec<ValidEvent>, file: &str) {
     catalog.save_if_changed(&dir.catalog_dir()).unwrap();
 }
 
-fn ev(ts: i64, e: Event) -> ValidEvent {
+pub(crate) fn ev(ts: i64, e: Event) -> ValidEvent {
     e.validate(&Limits::default(), ts).unwrap()
 }
 
