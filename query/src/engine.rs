@@ -19,6 +19,7 @@ use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionState;
 use datafusion::object_store;
 use futures::StreamExt;
 use loupe_store::{DatasetName, Store};
@@ -97,6 +98,12 @@ impl QueryEngine {
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         crate::weighted::register(&ctx);
         crate::pg::functions::register(&ctx);
+        ctx.register_udtf(
+            "outliers",
+            Arc::new(crate::outliers::table_fn::OutliersFunction {
+                config: config.clone(),
+            }),
+        );
         // Listings that see a partition's old file set or its new one, whole (see `LocalStore`).
         ctx.register_object_store(
             ObjectStoreUrl::local_filesystem().as_ref(),
@@ -106,6 +113,16 @@ impl QueryEngine {
             ctx,
             config,
             executor,
+        }
+    }
+
+    /// An engine over the session a query runs in (a table function's), on the caller's
+    /// runtime: what it runs shares that session's catalog and functions.
+    pub(crate) fn within(state: SessionState, config: QueryConfig) -> Self {
+        QueryEngine {
+            ctx: SessionContext::new_with_state(state),
+            config,
+            executor: None,
         }
     }
 

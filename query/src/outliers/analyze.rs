@@ -3,13 +3,14 @@
 //! one scan that hands `(selected, weight, fields...)` batches to [`Counts`].
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::DFSchema;
 
 use super::combos::{self, Combination, Combos, Term};
 use super::counts::{self, Bins, Counts};
 use super::rank::{self, Explanation};
 use super::stats::{Cell, Thresholds};
+use super::view::{self, FieldView};
 use crate::{Error, QueryEngine, Result};
 
 /// What to compare.
@@ -58,11 +59,85 @@ pub struct Report {
     pub explanations: Vec<Explanation>,
     /// Conjunctions of two or three values whose evidence beats each of their terms'.
     pub combinations: Vec<Combination>,
-    /// The bin edges of each binned (float) field, to show a bin as its range.
+    /// The bin edges of each binned (numeric) field, to show a bin as its range.
     pub bins: Vec<(String, Bins)>,
+    /// Field by field, the selection's and the baseline's values (BubbleUp's view).
+    pub by_field: Vec<FieldView>,
+}
+
+/// One entry of the ranked answer: a value or a conjunction, with its evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub terms: Vec<(String, counts::Value)>,
+    pub selection: Cell,
+    pub baseline: Cell,
+    pub assessment: super::stats::Assessment,
+    /// Values the (single) term implies, folded into it.
+    pub implies: Vec<(String, counts::Value)>,
 }
 
 impl Report {
+    /// Single values and conjunctions in one list, best first (by the lower bound of the risk
+    /// ratio, as each list is ranked), at most `top` of them.
+    pub fn ranked(&self, top: usize) -> Vec<Finding> {
+        let singles = self.explanations.iter().map(|e| Finding {
+            terms: vec![(e.field.clone(), e.value.clone())],
+            selection: e.selection,
+            baseline: e.baseline,
+            assessment: e.assessment,
+            implies: e.implies.clone(),
+        });
+        let combos = self.combinations.iter().map(|c| Finding {
+            terms: c.terms.clone(),
+            selection: c.selection,
+            baseline: c.baseline,
+            assessment: c.assessment,
+            implies: Vec::new(),
+        });
+        let mut all: Vec<Finding> = singles.chain(combos).collect();
+        // Stable: among equal bounds, singles (listed first) before conjunctions.
+        all.sort_by(|a, b| b.assessment.lower.total_cmp(&a.assessment.lower));
+        all.truncate(top);
+        all
+    }
+
+    /// `field = value` as a reader (and SQL) writes it: `os.kernel = '6.8'`,
+    /// `build.memory_mb in [7800, 8200)`, `error.type IS NULL`.
+    pub fn term_text(&self, field: &str, value: &counts::Value) -> String {
+        use counts::Value as V;
+        match (value, self.describe(field, value)) {
+            (V::Null, _) => format!("{field} IS NULL"),
+            (V::Str(s), _) => format!("{field} = '{}'", s.replace('\'', "''")),
+            (V::Bin(_), serde_json::Value::String(range)) => match range.split_once(' ') {
+                // `< 100`, `>= 900`
+                Some((op, _)) if op == "<" || op == ">=" => format!("{field} {range}"),
+                _ => format!("{field} in {range}"),
+            },
+            (_, v) => format!("{field} = {v}"),
+        }
+    }
+
+    /// `value` alone, written the way [`Report::term_text`] writes it (SQL literals, so a
+    /// reader can paste it into `--where`).
+    pub fn value_text(&self, field: &str, value: &counts::Value) -> String {
+        use counts::Value as V;
+        match (value, self.describe(field, value)) {
+            (V::Null, _) => "NULL".to_owned(),
+            (V::Str(s), _) => format!("'{}'", s.replace('\'', "''")),
+            (_, serde_json::Value::String(range)) => range,
+            (_, v) => v.to_string(),
+        }
+    }
+
+    /// The terms of a finding joined with AND.
+    pub fn finding_text(&self, terms: &[(String, counts::Value)]) -> String {
+        terms
+            .iter()
+            .map(|(f, v)| self.term_text(f, v))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
     /// `value` of `field` as a reader wants it: a bin as its range (`[7800, 8200)`).
     pub fn describe(&self, field: &str, value: &counts::Value) -> serde_json::Value {
         use counts::Value as V;
@@ -125,6 +200,27 @@ impl Report {
                 j["terms"] = c.terms.iter().map(|(f, v)| term(f, v)).collect();
                 j
             }).collect::<Vec<_>>(),
+            "by_field": self.by_field.iter().map(|v| {
+                let share = |c: &Cell, total: &Cell| {
+                    if total.weight > 0.0 { c.weight / total.weight } else { 0.0 }
+                };
+                let side = |s: &Cell, b: &Cell| json!({
+                    "selection_share": share(s, &self.selection),
+                    "baseline_share": share(b, &self.baseline),
+                    "selection_rows": s.rows,
+                    "baseline_rows": b.rows,
+                });
+                json!({
+                    "field": v.field,
+                    "difference": v.difference,
+                    "values": v.values.iter().map(|(val, s, b)| {
+                        let mut j = side(s, b);
+                        j["value"] = self.describe(&v.field, val);
+                        j
+                    }).collect::<Vec<_>>(),
+                    "rest": side(&v.rest[0], &v.rest[1]),
+                })
+            }).collect::<Vec<_>>(),
         })
     }
 }
@@ -174,6 +270,21 @@ fn comparable(dt: &DataType) -> bool {
         }
     }
 }
+
+/// A bin edge a reader can take in: three significant digits (`7800`, `45.3`, `0.0121`),
+/// whole for an integer field. The edges are the window's approximate deciles; where exactly
+/// a bin starts matters less than that it reads as a range.
+fn round_edge(x: f64, integer: bool) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(2 - x.abs().log10().floor() as i32);
+    let r = (x * scale).round() / scale;
+    if integer { r.ceil() } else { r }
+}
+
+/// An integer field with more distinct values than this in the window is binned like a float.
+const MAX_EXACT_INTEGERS: i64 = 64;
 
 const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
@@ -246,6 +357,7 @@ impl QueryEngine {
             })
             .await?;
         let mut explanations = rank::single_fields(&counts, &q.thresholds);
+        let by_field = view::by_field(&counts, &explanations);
 
         // Pairs and triples among the strongest singles, in a second scan.
         let strongest: Vec<&Explanation> =
@@ -305,32 +417,43 @@ impl QueryEngine {
             explanations,
             combinations,
             bins: report_bins,
+            by_field,
         })
     }
 
-    /// Decile edges of every float field over the window (weighted), one query for all.
+    /// Decile edges of every numeric field to be binned over the window (weighted), one
+    /// query for all: every float field, and the integer fields with more than
+    /// [`MAX_EXACT_INTEGERS`] distinct values (`payload.items`, byte counts). Integers with
+    /// few values (`http.status_code`, `retry.count`) are compared value by value.
     async fn bins(
         &self,
         table: &str,
         fields: &[(String, DataType)],
         filter: &str,
     ) -> Result<Vec<Option<Bins>>> {
-        let floats: Vec<usize> = (0..fields.len())
-            .filter(|&i| fields[i].1.is_floating())
+        let numeric: Vec<usize> = (0..fields.len())
+            .filter(|&i| fields[i].1.is_floating() || fields[i].1.is_integer())
             .collect();
         let mut out = vec![None; fields.len()];
-        if floats.is_empty() {
+        if numeric.is_empty() {
             return Ok(out);
         }
-        let aggs: Vec<String> = floats
-            .iter()
-            .flat_map(|&i| {
-                let c = ident(&fields[i].0);
+        // Per field: (for an integer field) its distinct count, then the deciles; `at` is
+        // where each field's columns start.
+        let mut aggs: Vec<String> = Vec::new();
+        let mut at: Vec<usize> = Vec::new();
+        for &i in &numeric {
+            at.push(aggs.len());
+            let c = ident(&fields[i].0);
+            if fields[i].1.is_integer() {
+                aggs.push(format!("CAST(approx_distinct({c}) AS BIGINT)"));
+            }
+            aggs.extend(
                 DECILES
                     .iter()
-                    .map(move |q| format!("wquantile({c}, sample_rate, {q})"))
-            })
-            .collect();
+                    .map(|q| format!("wquantile(CAST({c} AS DOUBLE), sample_rate, {q})")),
+            );
+        }
         let answer = self
             .sql(
                 &format!("SELECT {} FROM {table}{filter}", aggs.join(", ")),
@@ -340,12 +463,23 @@ impl QueryEngine {
         let Some(row) = answer.batches.first().filter(|b| b.num_rows() == 1) else {
             return Ok(out);
         };
-        for (k, &i) in floats.iter().enumerate() {
-            let mut edges: Vec<f64> = (0..DECILES.len())
+        for (&i, &start) in numeric.iter().zip(&at) {
+            let integer = fields[i].1.is_integer();
+            if integer {
+                let distinct = row
+                    .column(start)
+                    .as_primitive_opt::<Int64Type>()
+                    .filter(|a| a.is_valid(0))
+                    .map_or(0, |a| a.value(0));
+                if distinct <= MAX_EXACT_INTEGERS {
+                    continue;
+                }
+            }
+            let first = start + usize::from(integer);
+            let mut edges: Vec<f64> = (first..first + DECILES.len())
                 .filter_map(|j| {
-                    let col = row.column(k * DECILES.len() + j);
-                    let a = col.as_primitive_opt::<Float64Type>()?;
-                    a.is_valid(0).then(|| a.value(0))
+                    let a = row.column(j).as_primitive_opt::<Float64Type>()?;
+                    a.is_valid(0).then(|| round_edge(a.value(0), integer))
                 })
                 .collect();
             edges.dedup();
@@ -354,5 +488,22 @@ impl QueryEngine {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_edge;
+
+    #[test]
+    fn bin_edges_read_as_round_numbers() {
+        assert_eq!(round_edge(7803.4, false), 7800.0);
+        assert_eq!(round_edge(45.3187, false), 45.3);
+        assert_eq!(round_edge(0.012149, false), 0.0121);
+        assert_eq!(round_edge(-12345.0, false), -12300.0);
+        assert_eq!(round_edge(0.0, false), 0.0);
+        // whole for integers: 12.46 rounds to 12.5 and up to 13
+        assert_eq!(round_edge(12.46, true), 13.0);
+        assert_eq!(round_edge(8149.0, true), 8150.0);
     }
 }

@@ -13,12 +13,13 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
 use super::counts::{Bins, Value};
 use super::stats::{self, Assessment, Cell, Thresholds};
+use super::values::{self, ValueRef};
 
 /// Most candidates combined (pairs grow as the square, triples as the cube).
 pub const MAX_CANDIDATES: usize = 24;
@@ -70,7 +71,6 @@ impl Combos {
         fields.sort_unstable();
         fields.dedup();
         for f in fields {
-            let col = batch.column(f + 2);
             let mine: Vec<(u8, &Value)> = self
                 .terms
                 .iter()
@@ -78,64 +78,14 @@ impl Combos {
                 .filter(|(_, t)| t.field == f)
                 .map(|(i, t)| (i as u8, &t.value))
                 .collect();
-            let of = |v: &Value| mine.iter().find(|(_, w)| *w == v).map(|(i, _)| *i);
+            // Strings by `&str`, so no value is copied to be compared.
+            let of = |v: ValueRef<'_>| {
+                mine.iter()
+                    .find(|(_, w)| w.as_value_ref() == v)
+                    .map(|(i, _)| *i)
+            };
             let bins = bins.get(f).and_then(Option::as_ref);
-            match (col.data_type(), bins) {
-                (DataType::Boolean, _) => {
-                    let a = col.as_boolean();
-                    for (i, m) in matched.iter_mut().enumerate() {
-                        let v = if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Bool(a.value(i))
-                        };
-                        m.extend(of(&v));
-                    }
-                }
-                (dt, Some(bins)) if dt.is_numeric() => {
-                    let a = cast(col, &DataType::Float64)?;
-                    let a = a.as_primitive::<Float64Type>();
-                    for (i, m) in matched.iter_mut().enumerate() {
-                        let v = if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Bin(bins.bin(a.value(i)))
-                        };
-                        m.extend(of(&v));
-                    }
-                }
-                (dt, None) if dt.is_integer() => {
-                    let a = cast(col, &DataType::Int64)?;
-                    let a = a.as_primitive::<Int64Type>();
-                    for (i, m) in matched.iter_mut().enumerate() {
-                        let v = if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Int(a.value(i))
-                        };
-                        m.extend(of(&v));
-                    }
-                }
-                _ => {
-                    let a = cast(col, &DataType::Utf8)?;
-                    let a = a.as_string::<i32>();
-                    let by_str: HashMap<&str, u8> = mine
-                        .iter()
-                        .filter_map(|(i, v)| match v {
-                            Value::Str(s) => Some((s.as_str(), *i)),
-                            _ => None,
-                        })
-                        .collect();
-                    let null = of(&Value::Null);
-                    for (i, m) in matched.iter_mut().enumerate() {
-                        if a.is_null(i) {
-                            m.extend(null);
-                        } else {
-                            m.extend(by_str.get(a.value(i)).copied());
-                        }
-                    }
-                }
-            }
+            values::for_each(batch.column(f + 2), bins, |i, v| matched[i].extend(of(v)))?;
         }
         for (i, m) in matched.iter_mut().enumerate() {
             if selected.is_null(i) || m.len() < 2 {

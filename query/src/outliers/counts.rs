@@ -13,11 +13,12 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
 use super::stats::Cell;
+use super::values::{self, ValueRef};
 
 /// A value of a candidate field, as counted. Floats are counted by the bin they fall in (see
 /// [`Bins`]), so every value here is discrete.
@@ -189,75 +190,21 @@ impl FieldCounts {
         side: &[Option<(usize, f64)>],
         limits: &Limits,
     ) -> Result<()> {
-        let mut count = |v: Value, i: usize| {
-            if let Some((s, w)) = side[i] {
-                self.values.entry(v).or_default()[s].add(w);
-            }
-        };
-        match (col.data_type(), &self.bins) {
-            (DataType::Boolean, _) => {
-                let a = col.as_boolean();
-                for i in 0..a.len() {
-                    count(
-                        if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Bool(a.value(i))
-                        },
-                        i,
-                    );
-                }
-            }
-            (dt, Some(bins)) if dt.is_numeric() => {
-                let a = cast(col, &DataType::Float64)?;
-                let a = a.as_primitive::<Float64Type>();
-                for i in 0..a.len() {
-                    count(
-                        if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Bin(bins.bin(a.value(i)))
-                        },
-                        i,
-                    );
-                }
-            }
-            (dt, None) if dt.is_integer() => {
-                let a = cast(col, &DataType::Int64)?;
-                let a = a.as_primitive::<Int64Type>();
-                for i in 0..a.len() {
-                    count(
-                        if a.is_null(i) {
-                            Value::Null
-                        } else {
-                            Value::Int(a.value(i))
-                        },
-                        i,
-                    );
-                }
-            }
-            _ => {
-                // Strings (of any encoding) and anything else, as text.
-                let a = cast(col, &DataType::Utf8)?;
-                let a = a.as_string::<i32>();
-                for (i, at) in side.iter().enumerate().take(a.len()) {
-                    let Some((s, w)) = *at else { continue };
-                    if a.is_null(i) {
-                        self.values.entry(Value::Null).or_default()[s].add(w);
-                        continue;
+        let (values, strings) = (&mut self.values, &mut self.strings);
+        values::for_each(col, self.bins.as_ref(), |i, v| {
+            let Some((s, w)) = side[i] else { return };
+            match v {
+                ValueRef::Str(v) => match strings.get_mut(v) {
+                    Some(e) => e[s].add(w),
+                    None => {
+                        let mut e = [Cell::default(); 2];
+                        e[s].add(w);
+                        strings.insert(v.to_owned(), e);
                     }
-                    let v = a.value(i);
-                    match self.strings.get_mut(v) {
-                        Some(e) => e[s].add(w),
-                        None => {
-                            let mut e = [Cell::default(); 2];
-                            e[s].add(w);
-                            self.strings.insert(v.to_owned(), e);
-                        }
-                    }
-                }
+                },
+                v => values.entry(v.to_value()).or_default()[s].add(w),
             }
-        }
+        })?;
         self.check(limits);
         Ok(())
     }

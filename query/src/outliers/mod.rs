@@ -2,19 +2,23 @@
 //! baseline (the rest of the window), field by field and for combinations of fields, weighted
 //! by `sample_rate` (issue 7).
 //!
-//! Built so far, pure and tested:
-//! - [`stats`]: the weighted statistics of one candidate explanation (support, risk ratio, a
-//!   confidence bound on effective sample sizes, eligibility);
-//! - [`counts`]: one pass over `(selected, weight, fields...)` batches counting every field's
-//!   values on both sides at once, numeric fields by bins, identifiers recognised and dropped;
-//! - [`rank`]: single-field explanations, best first by the lower confidence bound;
-//! - [`analyze`]: `QueryEngine::outliers`, the two DataFusion passes over a window (decile bins
-//!   of float fields, then one streamed scan into [`counts`]), fields the predicates use left
-//!   out.
+//! The parts, each pure and tested on its own except the DataFusion passes:
+//! - [`request`]: the question as the front doors receive it (`--since 1h`, `p99 duration_ms`);
+//! - [`analyze`]: `QueryEngine::outliers`, the DataFusion passes over a window (quantile bins
+//!   of numeric fields, then streamed scans into [`counts`] and [`combos`]), fields the
+//!   predicates use left out, and the [`analyze::Report`];
+//! - [`values`]: one column's values as the counters see them, whatever its Arrow encoding;
+//! - [`counts`]: every field's values on both sides at once, identifiers recognised and dropped;
+//! - [`stats`]: the weighted statistics of one candidate (support, risk ratio, a confidence
+//!   bound on effective sample sizes, eligibility);
+//! - [`rank`]: single-field explanations, best first, functionally dependent values folded;
+//! - [`combos`]: conjunctions of two and three of the strongest values;
+//! - [`view`]: the BubbleUp-style per-field view;
+//! - [`text`]: the report for a terminal;
+//! - [`table_fn`]: the `outliers(...)` SQL table function.
 //!
-//! Next: combinations of two and three fields among the strongest singles, folding
-//! functionally dependent fields, the BubbleUp-style per-field view, and the front doors
-//! (`loupe outliers`, `POST /api/v1/outliers`, the `outliers(...)` table function).
+//! The front doors: `loupe outliers`, `POST /api/v1/outliers` (`crate::http`) and the table
+//! function.
 
 pub mod analyze;
 pub mod combos;
@@ -22,3 +26,7 @@ pub mod counts;
 pub mod rank;
 pub mod request;
 pub mod stats;
+pub mod table_fn;
+pub mod text;
+pub mod values;
+pub mod view;

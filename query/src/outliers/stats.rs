@@ -66,7 +66,7 @@ impl Cell {
         }
     }
 
-    fn minus(&self, other: &Cell) -> Cell {
+    pub fn minus(&self, other: &Cell) -> Cell {
         Cell {
             weight: (self.weight - other.weight).max(0.0),
             weight_sq: (self.weight_sq - other.weight_sq).max(0.0),
@@ -74,7 +74,7 @@ impl Cell {
         }
     }
 
-    fn plus(&self, other: &Cell) -> Cell {
+    pub fn plus(&self, other: &Cell) -> Cell {
         Cell {
             weight: self.weight + other.weight,
             weight_sq: self.weight_sq + other.weight_sq,

@@ -37,7 +37,7 @@ pub(crate) fn ev(ts: i64, e: Event) -> ValidEvent {
     e.validate(&Limits::default(), ts).unwrap()
 }
 
-async fn rows(engine: &QueryEngine, sql: &str) -> Vec<Json> {
+pub(crate) async fn rows(engine: &QueryEngine, sql: &str) -> Vec<Json> {
     let out = engine
         .sql(sql, 1000)
         .await

@@ -203,3 +203,133 @@ async fn a_value_implied_by_the_cause_is_folded_into_it() {
         report.combinations
     );
 }
+
+#[tokio::test]
+async fn the_table_function_answers_in_sql_and_names_bad_arguments() {
+    let (_dir, engine) = engine();
+    let rows = super::rows(
+        &engine,
+        "SELECT rank, explanation, terms, selection_events FROM outliers('api', 'duration_ms > 500') \
+         WHERE terms = 1 ORDER BY rank LIMIT 3",
+    )
+    .await;
+    assert_eq!(rows[0]["explanation"], "os.kernel = '6.6'", "{rows:?}");
+    assert_eq!(rows[0]["rank"], 1);
+    assert!(rows[0]["selection_events"].as_i64().unwrap() >= 10);
+
+    // The same ranking as the report's, in the same order.
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let texts: Vec<String> = super::rows(
+        &engine,
+        "SELECT explanation FROM outliers('api', 'duration_ms > 500')",
+    )
+    .await
+    .iter()
+    .map(|r| r["explanation"].as_str().unwrap().to_owned())
+    .collect();
+    let want: Vec<String> = report
+        .ranked(20)
+        .iter()
+        .map(|f| report.finding_text(&f.terms))
+        .collect();
+    assert_eq!(texts, want);
+
+    // `pNN field` selects above the percentile; top bounds the rows.
+    let rows = super::rows(
+        &engine,
+        "SELECT explanation FROM outliers('api', 'p90 duration_ms', NULL, NULL, NULL, 2)",
+    )
+    .await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["explanation"], "os.kernel = '6.6'");
+
+    for (sql, names) in [
+        ("SELECT * FROM outliers('api')", "takes 2 to 6 arguments"),
+        ("SELECT * FROM outliers('api', 'nope > 3')", "nope"),
+        (
+            "SELECT * FROM outliers('api', 3)",
+            "selection must be a string",
+        ),
+        (
+            "SELECT * FROM outliers('api', 'error', NULL, NULL, NULL, -1)",
+            "top",
+        ),
+        (
+            "SELECT * FROM outliers('api', 'error', NULL, 'yesterday')",
+            "yesterday",
+        ),
+    ] {
+        let err = engine.sql(sql, 10).await.unwrap_err().to_string();
+        assert!(err.contains(names), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn integers_with_many_values_are_binned_and_few_are_compared_exactly() {
+    // Requests with more than 400 items are 5x slower; the status code is 503 for 1 in 10
+    // requests, which are 5x slower too.
+    let (_dir, engine, _) = sampled(60_000, 21, |s, _| {
+        let items = (lcg(s) * 500.0) as i64;
+        let status = if lcg(s) < 0.1 { 503 } else { 200 };
+        let slow = items > 400 || status == 503;
+        let ms = latency(s) * if slow { 5.0 } else { 1.0 };
+        let e = Event::new()
+            .with("payload.items", items)
+            .with("http.status_code", status);
+        (e, ms, slow)
+    });
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    // 500 values is no identifier: payload.items is binned by deciles of whole numbers.
+    assert!(report.identifiers.is_empty(), "{:?}", report.identifiers);
+    let (_, bins) = report
+        .bins
+        .iter()
+        .find(|(f, _)| f == "payload.items")
+        .expect("payload.items has bins");
+    assert!(bins.edges.iter().all(|e| e.fract() == 0.0), "{bins:?}");
+    assert!(!report.bins.iter().any(|(f, _)| f == "http.status_code"));
+    let texts: Vec<String> = report
+        .ranked(5)
+        .iter()
+        .map(|f| report.finding_text(&f.terms))
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with("payload.items >= 4")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.contains(&"http.status_code = 503".to_owned()),
+        "{texts:?}"
+    );
+
+    // The per-field view draws payload.items as its bins in order and the status codes.
+    let view = report
+        .by_field
+        .iter()
+        .find(|v| v.field == "payload.items")
+        .unwrap();
+    let order: Vec<&Value> = view.values.iter().map(|(v, _, _)| v).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert!(order.len() >= 8, "{order:?}");
+    let json = report.to_json();
+    let status = json["by_field"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["field"] == "http.status_code")
+        .unwrap();
+    let first = &status["values"][0];
+    // 200 is the most common value on both sides; its shares are the weighted ones.
+    assert_eq!(first["value"], 200);
+    let sel = first["selection_share"].as_f64().unwrap();
+    let base = first["baseline_share"].as_f64().unwrap();
+    assert!(sel < base && base > 0.85, "{status}");
+}

@@ -1,0 +1,165 @@
+//! Reading a candidate field's column as discrete values, the one place that knows how each
+//! Arrow type becomes a [`Value`]: booleans and integers as themselves, numeric fields with
+//! bins by the bin they fall in, strings (plain, large, view or dictionary) as text. Both
+//! passes ([`super::counts`] and [`super::combos`]) read columns through here, so they cannot
+//! disagree on what a value is.
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::common::Result;
+
+use super::counts::{Bins, Value};
+
+/// A value borrowed from a column: strings are not copied until a pass keeps one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValueRef<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(&'a str),
+    Bin(u16),
+}
+
+impl ValueRef<'_> {
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Str(s) => Value::Str(s.to_owned()),
+            ValueRef::Bin(b) => Value::Bin(b),
+        }
+    }
+}
+
+impl Value {
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Bool(b) => ValueRef::Bool(*b),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Bin(b) => ValueRef::Bin(*b),
+        }
+    }
+}
+
+/// Calls `f(row, value)` for every row of `col`, with `bins` for a binned numeric field.
+pub fn for_each(
+    col: &ArrayRef,
+    bins: Option<&Bins>,
+    mut f: impl FnMut(usize, ValueRef<'_>),
+) -> Result<()> {
+    let n = col.len();
+    match (col.data_type(), bins) {
+        (DataType::Boolean, _) => {
+            let a = col.as_boolean();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Bool(a.value(i))));
+            }
+        }
+        (dt, Some(bins)) if dt.is_numeric() => {
+            let a = cast(col, &DataType::Float64)?;
+            let a = a.as_primitive::<Float64Type>();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Bin(bins.bin(a.value(i)))));
+            }
+        }
+        (dt, None) if dt.is_integer() => {
+            let a = cast(col, &DataType::Int64)?;
+            let a = a.as_primitive::<Int64Type>();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Int(a.value(i))));
+            }
+        }
+        (DataType::Utf8View, _) => {
+            let a = col.as_string_view();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Str(a.value(i))));
+            }
+        }
+        (DataType::Utf8, _) => {
+            let a = col.as_string::<i32>();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Str(a.value(i))));
+            }
+        }
+        (DataType::LargeUtf8, _) => {
+            let a = col.as_string::<i64>();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Str(a.value(i))));
+            }
+        }
+        _ => {
+            // Dictionaries and anything else, as text.
+            let a = cast(col, &DataType::Utf8)?;
+            let a = a.as_string::<i32>();
+            for i in 0..n {
+                f(i, nullable(a, i, || ValueRef::Str(a.value(i))));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn nullable<'a>(a: &dyn Array, i: usize, v: impl FnOnce() -> ValueRef<'a>) -> ValueRef<'a> {
+    if a.is_null(i) { ValueRef::Null } else { v() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        BooleanArray, DictionaryArray, Float64Array, Int32Array, StringArray, StringViewArray,
+    };
+    use datafusion::arrow::datatypes::Int8Type;
+
+    use super::*;
+
+    fn read(col: ArrayRef, bins: Option<&Bins>) -> Vec<Value> {
+        let mut out = Vec::new();
+        for_each(&col, bins, |i, v| {
+            assert_eq!(i, out.len());
+            out.push(v.to_value());
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_encoding_of_a_column_reads_as_the_same_values() {
+        let want = vec![Value::Str("a".into()), Value::Null, Value::Str("b".into())];
+        let plain: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), None, Some("b")]));
+        let view: ArrayRef = Arc::new(StringViewArray::from(vec![Some("a"), None, Some("b")]));
+        let dict: ArrayRef = Arc::new(
+            vec![Some("a"), None, Some("b")]
+                .into_iter()
+                .collect::<DictionaryArray<Int8Type>>(),
+        );
+        for col in [plain, view, dict] {
+            assert_eq!(read(col, None), want);
+        }
+        let ints: ArrayRef = Arc::new(Int32Array::from(vec![Some(200), None, Some(500)]));
+        assert_eq!(
+            read(ints.clone(), None),
+            vec![Value::Int(200), Value::Null, Value::Int(500)]
+        );
+        // The same integers, binned: an edge belongs to the bin above it.
+        let bins = Bins {
+            edges: vec![200.0, 400.0],
+        };
+        assert_eq!(
+            read(ints, Some(&bins)),
+            vec![Value::Bin(1), Value::Null, Value::Bin(2)]
+        );
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 399.9]));
+        assert_eq!(
+            read(floats, Some(&bins)),
+            vec![Value::Bin(0), Value::Bin(1)]
+        );
+        let flags: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None]));
+        assert_eq!(read(flags, None), vec![Value::Bool(true), Value::Null]);
+    }
+}
