@@ -9,7 +9,7 @@ use datafusion::common::DFSchema;
 use super::combos::{self, Combination, Combos, Term};
 use super::counts::{self, Bins, Counts};
 use super::rank::{self, Explanation};
-use super::stats::{Cell, Thresholds};
+use super::stats::{self, Cell, Thresholds};
 use super::view::{self, FieldView};
 use crate::{Error, QueryEngine, Result};
 
@@ -179,6 +179,7 @@ impl Report {
                 "baseline_share": a.baseline_share,
                 "risk_ratio": if a.risk_ratio.is_finite() { json!(a.risk_ratio) } else { json!("inf") },
                 "risk_ratio_95": [a.lower, a.upper],
+                "p_value": a.p_value,
                 "selection": cell(sel),
                 "baseline": cell(base),
             })
@@ -356,7 +357,7 @@ impl QueryEngine {
                 c.add(b, &limits)
             })
             .await?;
-        let mut explanations = rank::single_fields(&counts, &q.thresholds);
+        let (mut explanations, mut tested) = rank::single_fields(&counts, &q.thresholds);
         let by_field = view::by_field(&counts, &explanations);
 
         // Pairs and triples among the strongest singles, in a second scan.
@@ -376,13 +377,15 @@ impl QueryEngine {
             let combos = self
                 .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
                 .await?;
-            combinations = combos.rank(
+            let (ranked, combos_tested) = combos.rank(
                 &single,
                 &names,
                 counts.selection,
                 counts.baseline,
                 &q.thresholds,
             );
+            combinations = ranked;
+            tested += combos_tested;
             // A value implied by a stronger one (a host's zone) is folded into it, and so is
             // a conjunction of a value with what it implies (which is the value alone).
             let cells: Vec<[Cell; 2]> = explanations
@@ -402,6 +405,16 @@ impl QueryEngine {
             combinations.truncate(q.top);
             rank::fold_implied(&mut explanations, &implications);
         }
+        // Held to the false discovery rate over every candidate tried, singles and
+        // conjunctions alike (see `stats`): only what passes is reported.
+        let p_values = explanations
+            .iter()
+            .map(|e| e.assessment.p_value)
+            .chain(combinations.iter().map(|c| c.assessment.p_value))
+            .collect();
+        let cutoff = stats::fdr_cutoff(p_values, tested, q.thresholds.false_discovery_rate);
+        explanations.retain(|e| e.assessment.p_value <= cutoff);
+        combinations.retain(|c| c.assessment.p_value <= cutoff);
         explanations.truncate(q.top);
         Ok(Report {
             selection: counts.selection,

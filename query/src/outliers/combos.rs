@@ -133,8 +133,9 @@ impl Combos {
         out
     }
 
-    /// The conjunctions whose evidence beats each of their terms', best first. `single` is the
-    /// lower bound of each term alone, `names` the fields' names.
+    /// The conjunctions whose evidence beats each of their terms', best first, and how many
+    /// conjunctions were eligible (tested). `single` is the lower bound of each term alone,
+    /// `names` the fields' names.
     pub fn rank(
         &self,
         single: &[f64],
@@ -142,7 +143,8 @@ impl Combos {
         selection: Cell,
         baseline: Cell,
         t: &Thresholds,
-    ) -> Vec<Combination> {
+    ) -> (Vec<Combination>, usize) {
+        let mut tested = 0;
         let entries = self
             .pairs
             .iter()
@@ -156,6 +158,7 @@ impl Combos {
             .filter_map(|(idx, [sel, base])| {
                 let assessment = stats::assess(sel, base, selection, baseline, t);
                 let best_term = idx.iter().map(|&i| single[i as usize]).fold(0.0, f64::max);
+                tested += usize::from(assessment.eligible);
                 (assessment.eligible && assessment.lower > 1.0 && assessment.lower > best_term)
                     .then(|| Combination {
                         terms: idx
@@ -178,6 +181,6 @@ impl Combos {
                 .then(a.terms.len().cmp(&b.terms.len()))
                 .then_with(|| a.terms.cmp(&b.terms))
         });
-        out
+        (out, tested)
     }
 }

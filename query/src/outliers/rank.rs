@@ -22,8 +22,10 @@ pub struct Explanation {
     pub implies: Vec<(String, Value)>,
 }
 
-/// The single-field explanations of `counts`, best first.
-pub fn single_fields(counts: &Counts, t: &Thresholds) -> Vec<Explanation> {
+/// The single-field explanations of `counts` whose 95% bound is above 1, best first, and how
+/// many values were eligible (tested), for the false discovery rate.
+pub fn single_fields(counts: &Counts, t: &Thresholds) -> (Vec<Explanation>, usize) {
+    let mut tested = 0;
     let mut out: Vec<Explanation> = counts
         .fields
         .iter()
@@ -38,7 +40,9 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> Vec<Explanation> {
                 implies: Vec::new(),
             })
         })
-        .filter(|e| e.assessment.eligible && e.assessment.lower > 1.0)
+        .filter(|e| e.assessment.eligible)
+        .inspect(|_| tested += 1)
+        .filter(|e| e.assessment.lower > 1.0)
         .collect();
     out.sort_by(|a, b| {
         b.assessment
@@ -47,7 +51,7 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> Vec<Explanation> {
             .then(b.assessment.support.total_cmp(&a.assessment.support))
             .then_with(|| (&a.field, &a.value).cmp(&(&b.field, &b.value)))
     });
-    out
+    (out, tested)
 }
 
 /// Folds each explanation implied by a stronger one into it: `implications` are pairs
@@ -175,7 +179,7 @@ mod tests {
     #[test]
     fn the_planted_cause_ranks_first_and_the_id_and_decoy_do_not_explain() {
         let (batch, _) = stored(1);
-        let ranked = single_fields(&counts(&batch, true), &Thresholds::default());
+        let (ranked, _) = single_fields(&counts(&batch, true), &Thresholds::default());
         let top = &ranked[0];
         assert_eq!(
             (top.field.as_str(), &top.value),
@@ -197,6 +201,7 @@ mod tests {
         let (batch, truth) = stored(2);
         let ratio = |weighted: bool| {
             single_fields(&counts(&batch, weighted), &Thresholds::default())
+                .0
                 .iter()
                 .find(|e| e.value == Value::Str("6.6".into()))
                 .map(|e| e.assessment.risk_ratio)

@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn each_field_shows_both_sides_shares_and_the_rest() {
         let c = counts();
-        let views = by_field(&c, &single_fields(&c, &Thresholds::default()));
+        let views = by_field(&c, &single_fields(&c, &Thresholds::default()).0);
         let region = views.iter().find(|v| v.field == "region").unwrap();
         // eu first: 30/40 of the selection, 10/40 of the baseline (by weight 100 of 400)
         let (v, s, b) = &region.values[0];
