@@ -44,10 +44,10 @@ use loupe_bench::{Generator, WorkloadConfig};
 use loupe_event::{Limits, ValidEvent};
 use loupe_query::QueryEngine;
 use loupe_sampling::{DatasetSampler, SamplingConfig};
-use loupe_store::{Catalog, DatasetName, Partition, Store, compact, events_to_batch, fsutil};
+use loupe_store::{Catalog, DatasetName, Store, compact, fsutil};
 
-/// A harness's error plumbing: any error, printed.
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+mod common;
+use common::{Res, env_usize, target_dir, write_files};
 
 const DATASET: &str = "api";
 const FILE_ROWS: usize = 50_000;
@@ -151,22 +151,6 @@ fn queries() -> Vec<Query> {
     ]
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn target_dir() -> PathBuf {
-    // The bench binary lives in <target>/release/deps.
-    let exe = std::env::current_exe().expect("own path");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
 /// Builds the data directory unless a complete one with the same recipe is there.
 fn data(root: &Path, events: usize) -> Res<()> {
     let marker = root.join("COMPLETE");
@@ -253,30 +237,6 @@ fn data(root: &Path, events: usize) -> Res<()> {
         "data: {events} events ({generated} generated) in {:.0} s",
         start.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-/// Writes `events` as one file per hour partition they fall in, rows in time order.
-fn write_files(
-    ds: &loupe_store::DatasetDir,
-    catalog: &mut Catalog,
-    events: &mut Vec<ValidEvent>,
-    file: usize,
-) -> Res<()> {
-    events.sort_by_key(ValidEvent::timestamp_us);
-    let mut parts: std::collections::BTreeMap<Partition, Vec<ValidEvent>> = Default::default();
-    for e in events.drain(..) {
-        parts
-            .entry(Partition::of(e.timestamp_us()))
-            .or_default()
-            .push(e);
-    }
-    for (p, evs) in parts {
-        let batch = events_to_batch(&evs, catalog, 0)?;
-        let dir = ds.partition_dir(&p);
-        fsutil::create_dir_durable(&dir)?;
-        loupe_store::write_parquet(&dir.join(format!("{file:06}.parquet")), &batch)?;
-    }
     Ok(())
 }
 

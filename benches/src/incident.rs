@@ -63,6 +63,20 @@ impl Incident {
     /// events; should none of 500 candidates qualify (in practice one of the first few does),
     /// the closest is used. The same arguments always give the same incident.
     pub fn planted(seed: u64, start_us: i64, end_us: i64, effect: Effect, terms: usize) -> Self {
+        Self::planted_with_share(seed, start_us, end_us, effect, terms, PLANT_SHARE)
+    }
+
+    /// [`Incident::planted`] with the cause matching between `bounds.0` and `bounds.1` of events
+    /// (estimated on 20,000 events, so a share under ~0.1% is a coarse estimate), for
+    /// benchmarks that sweep how rare a cause is.
+    pub fn planted_with_share(
+        seed: u64,
+        start_us: i64,
+        end_us: i64,
+        effect: Effect,
+        terms: usize,
+        bounds: (f64, f64),
+    ) -> Self {
         let terms = terms.clamp(1, 3);
         let w = world();
         let mut rng = WorkloadRng::seeded(mix64(seed ^ 0x0B5E_55ED));
@@ -108,9 +122,7 @@ impl Incident {
                 fewest as f64 / matched.max(1) as f64
             };
             // Distance from acceptance, for the fallback if no attempt is accepted.
-            let miss = (PLANT_SHARE.0 / share.max(1e-9))
-                .max(share / PLANT_SHARE.1)
-                .max(1.0)
+            let miss = (bounds.0 / share.max(1e-9)).max(share / bounds.1).max(1.0)
                 * (PLANT_NARROWING / narrowing).max(1.0);
             if miss <= 1.0 {
                 best = Some((miss, cause));

@@ -1,0 +1,56 @@
+//! What the harnesses that write a store and query it share: their error plumbing, where
+//! their data lives, their knobs, and writing events as the store's own writer lays them out.
+//!
+//! Each harness uses some of it, so what one leaves unused is not dead.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use loupe_event::ValidEvent;
+use loupe_store::{Catalog, DatasetDir, Partition, events_to_batch, fsutil};
+
+/// A harness's error plumbing: any error, printed.
+pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// An environment knob, or its default when unset or not a number.
+pub(crate) fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The build's target directory (the bench binary lives in `<target>/release/deps`).
+pub(crate) fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.ancestors()
+        .nth(3)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+/// Writes `events` (drained) as one file per hour partition they fall in, named after `file`,
+/// rows in time order, with the store's own batch builder and Parquet writer.
+pub(crate) fn write_files(
+    ds: &DatasetDir,
+    catalog: &mut Catalog,
+    events: &mut Vec<ValidEvent>,
+    file: usize,
+) -> Res<()> {
+    events.sort_by_key(ValidEvent::timestamp_us);
+    let mut parts: BTreeMap<Partition, Vec<ValidEvent>> = BTreeMap::new();
+    for e in events.drain(..) {
+        parts
+            .entry(Partition::of(e.timestamp_us()))
+            .or_default()
+            .push(e);
+    }
+    for (p, evs) in parts {
+        let batch = events_to_batch(&evs, catalog, 0)?;
+        let dir = ds.partition_dir(&p);
+        fsutil::create_dir_durable(&dir)?;
+        loupe_store::write_parquet(&dir.join(format!("{file:06}.parquet")), &batch)?;
+    }
+    Ok(())
+}
