@@ -57,15 +57,10 @@ async fn ingest_keeps_answering_while_a_heavy_query_runs_and_the_timeout_ends_it
     eprintln!(
         "ingest latency p50 {p50_before:?} alone, {p50_during:?} beside the query (max {max_during:?})"
     );
-    // Measured: p50 0.51 ms alone and 0.52 ms beside the query with queries on their own
-    // runtime; 0.51 ms and 4.3 ms (8x) when the query ran on the server's runtime. The bound
-    // tells the two apart with room for a loaded machine.
+    // Latency beside the query is printed, not asserted: on a loaded 2-core CI machine the
+    // ratio swings (5x seen with the query on its own runtime), so it cannot tell the
+    // designs apart. Where the query's CPU went can: see below.
     assert!(max_during < Duration::from_secs(2), "{during:?}");
-    assert!(
-        p50_during <= (p50_before * 4).max(Duration::from_millis(2)),
-        "p50 {p50_during:?} beside the query against {p50_before:?} alone"
-    );
-
     let (status, body, took) = query.await.unwrap();
     assert_eq!(status, 422, "{body}");
     let msg = body["error"].as_str().unwrap();
@@ -74,6 +69,36 @@ async fn ingest_keeps_answering_while_a_heavy_query_runs_and_the_timeout_ends_it
         took >= Duration::from_secs(5) && took < Duration::from_secs(60),
         "{took:?}"
     );
+
+    // The query burned its seconds on the query runtime's threads, not on the threads that
+    // serve ingest: that separation is what keeps ingest answering.
+    let (query_cpu, other_cpu) = cpu_ticks_by_runtime(server.pid());
+    eprintln!("cpu ticks: query threads {query_cpu}, other threads {other_cpu}");
+    assert!(
+        query_cpu >= 100 && query_cpu > 4 * other_cpu,
+        "query threads used {query_cpu} ticks, the rest {other_cpu}"
+    );
+}
+
+/// CPU time (user + system, in clock ticks) of the process's `loupe-query` threads and of
+/// all its other threads, from `/proc/<pid>/task/*/stat` (proc(5): fields 14 and 15).
+fn cpu_ticks_by_runtime(pid: u32) -> (u64, u64) {
+    let (mut query, mut other) = (0, 0);
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread ended between listing and reading
+        };
+        let (head, tail) = stat.rsplit_once(')').unwrap();
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        // `tail` starts at field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        if head.contains("(loupe-query") {
+            query += ticks;
+        } else {
+            other += ticks;
+        }
+    }
+    (query, other)
 }
 
 #[tokio::test]
