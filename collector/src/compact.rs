@@ -211,9 +211,18 @@ mod tests {
 
     use loupe_store::{DatasetName, Store};
 
-    use crate::{CollectorConfig, CompactionConfig, SystemClock};
+    use crate::{Clock, CollectorConfig, CompactionConfig};
 
     use super::*;
+
+    /// A clock stopped mid-hour, so every event lands in one hourly partition however long
+    /// the test takes (the system clock could cross the top of the hour and split them).
+    struct FixedClock;
+    impl Clock for FixedClock {
+        fn now_us(&self) -> i64 {
+            1_795_400_000_000_000 // 2026-11-23T02:13:20Z
+        }
+    }
 
     fn config(min_files: usize) -> CollectorConfig {
         CollectorConfig {
@@ -271,7 +280,7 @@ mod tests {
     async fn compact_all_merges_flushed_files_and_keeps_every_row_once() {
         let dir = tempfile::tempdir().unwrap();
         let (c, _) =
-            Collector::open_with_clock(dir.path(), config(4), Arc::new(SystemClock)).unwrap();
+            Collector::open_with_clock(dir.path(), config(4), Arc::new(FixedClock)).unwrap();
         for i in 0..6 {
             send(&c, "api", i * 10, 10).await;
             c.flush_all().await.unwrap();
@@ -298,7 +307,7 @@ mod tests {
     async fn no_swap_while_a_failed_flush_waits_for_its_retry() {
         let dir = tempfile::tempdir().unwrap();
         let (c, _) =
-            Collector::open_with_clock(dir.path(), config(2), Arc::new(SystemClock)).unwrap();
+            Collector::open_with_clock(dir.path(), config(2), Arc::new(FixedClock)).unwrap();
         for i in 0..3 {
             send(&c, "api", i * 10, 10).await;
             c.flush_all().await.unwrap();
@@ -327,7 +336,7 @@ mod tests {
     async fn opening_clears_compaction_leftovers_in_tmp_and_leaves_partitions_alone() {
         let dir = tempfile::tempdir().unwrap();
         let (c, _) =
-            Collector::open_with_clock(dir.path(), config(2), Arc::new(SystemClock)).unwrap();
+            Collector::open_with_clock(dir.path(), config(2), Arc::new(FixedClock)).unwrap();
         for i in 0..3 {
             send(&c, "api", i * 10, 10).await;
             c.flush_all().await.unwrap();
@@ -345,7 +354,7 @@ mod tests {
         }
         std::fs::write(staging.join("x-m.parquet"), b"half").unwrap();
         let (c, _) =
-            Collector::open_with_clock(dir.path(), config(2), Arc::new(SystemClock)).unwrap();
+            Collector::open_with_clock(dir.path(), config(2), Arc::new(FixedClock)).unwrap();
         assert_eq!(std::fs::read_dir(ds.tmp_dir()).unwrap().count(), 0);
         assert_eq!(files(dir.path(), "api"), before);
         assert_eq!(seqs(dir.path(), "api"), (0..30).collect::<Vec<_>>());

