@@ -43,7 +43,7 @@ action = "keep"
 
 [[rules]]
 name = "slow"
-when = "duration_ms > 1000"
+when = "duration_ms > 300"
 action = "keep"
 "#;
 
@@ -244,9 +244,20 @@ FROM {DATASET} GROUP BY 1 ORDER BY 1"#
             found.join(", ")
         }
     );
-    println!("   That table looks at one field at a time. The outliers engine (planned) will rank");
-    println!("   combinations of fields, weighted by sample rate, with a significance guard.");
+    println!(
+        "   That table looks at one field at a time, and cannot tell a cause from its neighbours."
+    );
     println!();
+
+    // 6. Outliers.
+    outliers_report(
+        &engine,
+        &incident,
+        threshold,
+        us(INCIDENT_START_S),
+        us(INCIDENT_END_S),
+    )
+    .await?;
 
     server.stop().await?;
     if args.keep {
@@ -314,7 +325,9 @@ fn send_traffic(
                     loupe_sdk::add_fields(event);
                 }
             }
-            // Dropping the guard delivers what is queued.
+            // Everything queued is delivered before the service stops: the guard's drop
+            // waits only its shutdown deadline, which a slow collector can outlast.
+            guard.flush(Duration::from_secs(120));
             drop(guard);
             exporter.stats()
         }));
@@ -409,7 +422,7 @@ FROM {DATASET} GROUP BY 1"#
         "   records its weight (sample_rate) and why it was kept (meta.sample_key, meta.sample_rule). Rules keep"
     );
     println!(
-        "   every error and every request over 1 s ({by_rule} events); the rest is sampled per service and status"
+        "   every error and every request over 300 ms ({by_rule} events); the rest is sampled per service and status"
     );
     println!("   by an EMA sampler aiming at 1 in 10 on average, rare keys kept whole.");
     println!(
@@ -489,6 +502,59 @@ async fn send_bad_batch(base: &str) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The outliers engine on the spike's slow requests, and where it ranks the planted cause.
+async fn outliers_report(
+    engine: &QueryEngine,
+    incident: &Incident,
+    threshold_ms: f64,
+    start_us: i64,
+    end_us: i64,
+) -> anyhow::Result<()> {
+    use loupe_query::outliers::request::OutliersRequest;
+    use loupe_query::outliers::text::{TextLimits, report_text};
+    let (since, until) = (
+        loupe_event::time::format_timestamp(start_us),
+        loupe_event::time::format_timestamp(end_us),
+    );
+    let request = OutliersRequest {
+        dataset: DATASET.to_owned(),
+        selection: Some(format!("duration_ms > {threshold_ms:.0}")),
+        since: Some(since.clone()),
+        until: Some(until.clone()),
+        top: Some(5),
+        ..OutliersRequest::default()
+    };
+    println!(
+        "6. Outliers: what do the slow requests have in common that the others do not? Every field,"
+    );
+    println!(
+        "   single values, numeric ranges and conjunctions of up to three, weighted by sample rate:"
+    );
+    println!(
+        "     loupe outliers --dataset {DATASET} --where '{}' --since {since} --until {until}",
+        request.selection.as_deref().unwrap_or_default()
+    );
+    let started = Instant::now();
+    let question = engine.outliers_question(&request, end_us).await?;
+    let report = engine.outliers(&question).await?;
+    let took = started.elapsed();
+    let limits = TextLimits {
+        top: 5,
+        ..TextLimits::default()
+    };
+    for line in report_text(&report, &question.selection, limits).lines() {
+        println!("     {line}");
+    }
+    println!("     ({:.0} ms)", took.as_secs_f64() * 1e3);
+    match report.rank_of(&incident.cause, 5) {
+        Some(1) => println!("   The planted cause is the top explanation."),
+        Some(r) => println!("   The planted cause is explanation {r} of 5."),
+        None => println!("   The planted cause is not among the first 5 explanations."),
+    }
+    println!();
+    Ok(())
 }
 
 /// One UNION ALL over every categorical field: for each value, its weighted share (sum of

@@ -55,8 +55,7 @@ use std::time::Instant;
 use loupe_bench::{DEFAULT_START_US, Effect, Generator, Incident, WorkloadConfig};
 use loupe_event::{Event, Limits, ValidEvent, Value};
 use loupe_query::QueryEngine;
-use loupe_query::outliers::analyze::{Finding, Report};
-use loupe_query::outliers::counts;
+use loupe_query::outliers::analyze::Report;
 use loupe_query::outliers::request::OutliersRequest;
 use loupe_store::{Catalog, DatasetName, Store, fsutil};
 use rand::rngs::StdRng;
@@ -227,38 +226,6 @@ async fn analyse(root: &Path, request: &OutliersRequest) -> Res<Report> {
     Ok(engine.outliers(&question).await?)
 }
 
-fn value_of(report: &Report, field: &str, v: &counts::Value) -> String {
-    match v {
-        counts::Value::Str(s) => s.clone(),
-        counts::Value::Bool(b) => b.to_string(),
-        counts::Value::Int(i) => i.to_string(),
-        other => report.value_text(field, other),
-    }
-}
-
-/// Whether `finding` names exactly the cause's terms, directly or through the values it
-/// implies.
-fn names_cause(report: &Report, finding: &Finding, cause: &[(String, String)]) -> bool {
-    if finding.terms.len() != cause.len() {
-        return false;
-    }
-    let named: Vec<(String, String)> = finding
-        .terms
-        .iter()
-        .chain(&finding.implies)
-        .map(|(f, v)| (f.clone(), value_of(report, f, v)))
-        .collect();
-    cause.iter().all(|c| named.contains(c))
-}
-
-fn rank_of(report: &Report, cause: &[(String, String)]) -> Option<usize> {
-    report
-        .ranked(TOP)
-        .iter()
-        .position(|f| names_cause(report, f, cause))
-        .map(|i| i + 1)
-}
-
 #[derive(Default)]
 struct Score {
     ranks: Vec<Option<usize>>,
@@ -372,9 +339,9 @@ async fn scenarios_run(detail: bool, ceiling: bool) -> Res<[Score; 3]> {
         let (variants, share) = generate(seed, n, Some(incident), false, ceiling)?;
         let run = run_stream(variants, &request_for(s.effect)).await?;
         let ranks = [
-            rank_of(&run.weighted, &cause),
-            rank_of(&run.unweighted, &cause),
-            run.ceiling.as_ref().and_then(|r| rank_of(r, &cause)),
+            run.weighted.rank_of(&cause, TOP),
+            run.unweighted.rank_of(&cause, TOP),
+            run.ceiling.as_ref().and_then(|r| r.rank_of(&cause, TOP)),
         ];
         for (i, score) in scores.iter_mut().enumerate() {
             if i < 2 || run.ceiling.is_some() {

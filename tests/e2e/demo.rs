@@ -54,5 +54,10 @@ fn demo_runs_end_to_end_and_reports_its_incident() {
         .find(|l| l.contains("What was planted:"))
         .unwrap_or_else(|| panic!("no incident line: {stdout}"));
     assert!(planted.contains("duration_ms x8"), "{planted}");
+    // the outliers engine, on the spike's slow requests, puts the planted cause first
+    assert!(
+        stdout.contains("The planted cause is the top explanation."),
+        "{stdout}"
+    );
     assert!(stdout.contains("Done in"), "{stdout}");
 }

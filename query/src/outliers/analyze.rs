@@ -56,6 +56,13 @@ pub struct Report {
     pub identifiers: Vec<String>,
     /// Fields left out because the selection or baseline is defined on them.
     pub defining: Vec<String>,
+    /// Numeric fields left out because they follow a numeric field the selection is defined
+    /// on (`cpu.time_ms` when the selection is `duration_ms > 800`): `(field, measure, r)`,
+    /// see [`FOLLOWS_MEASURE`].
+    pub following: Vec<(String, String, f64)>,
+    /// Fields that separate the selection from the baseline by definition (see
+    /// [`rank::restating`]): compared and drawn, never ranked.
+    pub restating: Vec<String>,
     pub explanations: Vec<Explanation>,
     /// Conjunctions of two or three values whose evidence beats each of their terms'.
     pub combinations: Vec<Combination>,
@@ -72,7 +79,8 @@ pub struct Finding {
     pub selection: Cell,
     pub baseline: Cell,
     pub assessment: super::stats::Assessment,
-    /// Values the (single) term implies, folded into it.
+    /// Values a single term implies, or terms a conjunction's are interchangeable with,
+    /// folded into it.
     pub implies: Vec<(String, counts::Value)>,
 }
 
@@ -92,13 +100,38 @@ impl Report {
             selection: c.selection,
             baseline: c.baseline,
             assessment: c.assessment,
-            implies: Vec::new(),
+            implies: c.implies.clone(),
         });
         let mut all: Vec<Finding> = singles.chain(combos).collect();
         // Stable: among equal bounds, singles (listed first) before conjunctions.
         all.sort_by(|a, b| b.assessment.lower.total_cmp(&a.assessment.lower));
         all.truncate(top);
         all
+    }
+
+    /// Where (1-based, within the first `top`) the report names exactly `terms`, given as
+    /// `(field, value)` with the value as its plain text (`6.8`, `true`, `42`, a bin's range):
+    /// the same terms, directly or through the values a single term implies. For a UI that
+    /// highlights a known suspect, and for scoring the engine against planted causes.
+    pub fn rank_of(&self, terms: &[(String, String)], top: usize) -> Option<usize> {
+        let plain = |field: &str, v: &counts::Value| match v {
+            counts::Value::Str(s) => s.clone(),
+            counts::Value::Bool(b) => b.to_string(),
+            counts::Value::Int(i) => i.to_string(),
+            other => self.value_text(field, other),
+        };
+        let names = |f: &Finding| {
+            f.terms.len() == terms.len() && {
+                let named: Vec<(String, String)> = f
+                    .terms
+                    .iter()
+                    .chain(&f.implies)
+                    .map(|(field, v)| (field.clone(), plain(field, v)))
+                    .collect();
+                terms.iter().all(|t| named.contains(t))
+            }
+        };
+        self.ranked(top).iter().position(names).map(|i| i + 1)
     }
 
     /// `field = value` as a reader (and SQL) writes it: `os.kernel = '6.8'`,
@@ -189,7 +222,14 @@ impl Report {
             "selection": cell(&self.selection),
             "baseline": cell(&self.baseline),
             "fields": self.fields,
-            "left_out": {"identifiers": self.identifiers, "defining_the_selection": self.defining},
+            "left_out": {
+                "identifiers": self.identifiers,
+                "defining_the_selection": self.defining,
+                "following_the_measure": self.following.iter().map(|(f, m, r)| {
+                    json!({"field": f, "measure": m, "correlation": r})
+                }).collect::<Vec<_>>(),
+                "restating_the_selection": self.restating,
+            },
             "explanations": self.explanations.iter().map(|e| {
                 let mut j = stats(&e.assessment, &e.selection, &e.baseline);
                 j["terms"] = json!([term(&e.field, &e.value)]);
@@ -199,6 +239,7 @@ impl Report {
             "combinations": self.combinations.iter().map(|c| {
                 let mut j = stats(&c.assessment, &c.selection, &c.baseline);
                 j["terms"] = c.terms.iter().map(|(f, v)| term(f, v)).collect();
+                j["implies"] = c.implies.iter().map(|(f, v)| term(f, v)).collect();
                 j
             }).collect::<Vec<_>>(),
             "by_field": self.by_field.iter().map(|v| {
@@ -225,6 +266,12 @@ impl Report {
         })
     }
 }
+
+/// The correlation (of logs, over the window) at which a numeric field is taken to follow
+/// the measure the selection is defined on. A share of it (CPU time, 10-60% of duration)
+/// correlates at ~0.9; fields that merely tend to come with slow requests (row counts,
+/// payload sizes, a database's time capped by the request's) stay well below.
+pub const FOLLOWS_MEASURE: f64 = 0.7;
 
 /// Fields that are never explanations: the time, the weight, trace linkage and the partition
 /// columns (all identify or merely locate events).
@@ -332,6 +379,21 @@ impl QueryEngine {
 
         let filter = window_filter(q.since_us, q.until_us);
 
+        let measures: Vec<&str> = defining
+            .iter()
+            .filter(|d| {
+                schema
+                    .field_with_name(d)
+                    .is_ok_and(|f| f.data_type().is_numeric())
+            })
+            .map(String::as_str)
+            .collect();
+        let following = self.following(&table, &fields, &measures, &filter).await?;
+        let fields: Vec<(String, DataType)> = fields
+            .into_iter()
+            .filter(|(n, _)| !following.iter().any(|(f, _, _)| f == n))
+            .collect();
+
         let bins = self.bins(&table, &fields, &filter).await?;
         let report_bins: Vec<(String, Bins)> = fields
             .iter()
@@ -358,6 +420,8 @@ impl QueryEngine {
             })
             .await?;
         let (mut explanations, mut tested) = rank::single_fields(&counts, &q.thresholds);
+        let restating = rank::restating(&counts, &q.thresholds);
+        explanations.retain(|e| !restating.contains(&e.field));
         let by_field = view::by_field(&counts, &explanations);
 
         // Pairs and triples among the strongest singles, in a second scan.
@@ -372,7 +436,7 @@ impl QueryEngine {
                     value: e.value.clone(),
                 })
                 .collect();
-            let single: Vec<f64> = strongest.iter().map(|e| e.assessment.lower).collect();
+            let single: Vec<_> = strongest.iter().map(|e| e.assessment).collect();
             let field_bins = bins;
             let combos = self
                 .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
@@ -427,11 +491,72 @@ impl QueryEngine {
                 .collect(),
             fields: names,
             defining,
+            following,
+            restating,
             explanations,
             combinations,
             bins: report_bins,
             by_field,
         })
+    }
+
+    /// The numeric fields that follow one of `measures` (numeric fields the selection is
+    /// defined on) over the window: `(field, measure, r)` where the correlation `r` of
+    /// `ln(1 + x)` is at least [`FOLLOWS_MEASURE`]. Such a field is a part or a companion of
+    /// the measure (a request's CPU time is a share of its duration) and would explain any
+    /// threshold on it, in calm and in incident alike: it answers "what is slow?" with
+    /// "what takes long", so it is left out and named, as the measure itself is. The log
+    /// makes the correlation one of orders of magnitude, which latencies and sizes are.
+    async fn following(
+        &self,
+        table: &str,
+        fields: &[(String, DataType)],
+        measures: &[&str],
+        filter: &str,
+    ) -> Result<Vec<(String, String, f64)>> {
+        let numeric: Vec<&str> = fields
+            .iter()
+            .filter(|(_, t)| t.is_numeric())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if numeric.is_empty() || measures.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = |c: &str| {
+            let c = ident(c);
+            format!("CASE WHEN {c} > 0 THEN ln(CAST({c} AS DOUBLE) + 1) ELSE 0 END")
+        };
+        let pairs: Vec<(&str, &str)> = measures
+            .iter()
+            .flat_map(|m| numeric.iter().map(move |f| (*f, *m)))
+            .collect();
+        let aggs: Vec<String> = pairs
+            .iter()
+            .map(|(f, m)| format!("corr({}, {})", log(f), log(m)))
+            .collect();
+        let answer = self
+            .sql(
+                &format!("SELECT {} FROM {table}{filter}", aggs.join(", ")),
+                1,
+            )
+            .await?;
+        let Some(row) = answer.batches.first().filter(|b| b.num_rows() == 1) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<(String, String, f64)> = Vec::new();
+        for (j, (f, m)) in pairs.iter().enumerate() {
+            let r = row
+                .column(j)
+                .as_primitive_opt::<Float64Type>()
+                .filter(|a| a.is_valid(0))
+                .map(|a| a.value(0));
+            if let Some(r) = r.filter(|r| *r >= FOLLOWS_MEASURE)
+                && !out.iter().any(|(o, _, _)| o == f)
+            {
+                out.push(((*f).to_owned(), (*m).to_owned(), r));
+            }
+        }
+        Ok(out)
     }
 
     /// Decile edges of every numeric field to be binned over the window (weighted), one

@@ -5,9 +5,8 @@
 //! A second pass over the same `(selected, weight, fields...)` batches finds, for every row,
 //! which candidates it matches (at most one per field), and counts every pair and triple of
 //! them on the row's side. Rows match few candidates, so this is a handful of additions per
-//! row. A conjunction is reported only when the evidence for it is stronger than for each of
-//! its terms alone (its lower confidence bound beats theirs): otherwise the terms explain the
-//! selection and the conjunction adds nothing.
+//! row. A conjunction is reported only when it adds to its parts (see [`Combos::rank`]):
+//! otherwise its terms explain the selection and the conjunction adds nothing.
 
 use std::collections::HashMap;
 
@@ -39,6 +38,8 @@ pub struct Combination {
     pub selection: Cell,
     pub baseline: Cell,
     pub assessment: Assessment,
+    /// Terms interchangeable with one of `terms` here (they count the same events).
+    pub implies: Vec<(String, Value)>,
 }
 
 /// The counts of every pair and triple of `terms`.
@@ -133,47 +134,68 @@ impl Combos {
         out
     }
 
-    /// The conjunctions whose evidence beats each of their terms', best first, and how many
-    /// conjunctions were eligible (tested). `single` is the lower bound of each term alone,
-    /// `names` the fields' names.
+    /// The conjunctions that add to their parts, best first, and how many conjunctions were
+    /// eligible (tested). `single` is each term's assessment alone, `names` the fields' names.
+    ///
+    /// A conjunction adds to its parts when both its lower bound and its risk ratio beat
+    /// those of each term and, for a triple, of each of its pairs. The lower bound alone
+    /// would let a narrowing refinement through: adding a common value (`db.count = 1`) to
+    /// the cause drops as many baseline events as it keeps selected ones, the bound can
+    /// creep up on fewer events while the ratio falls, and the reader is shown a
+    /// conjunction that is the cause plus noise.
+    ///
+    /// Conjunctions that differ in one term and count the same events on both sides (a
+    /// term swapped for one equivalent to it, `container.image` for `service.version`) are
+    /// one explanation: the first keeps the other's term as implied.
     pub fn rank(
         &self,
-        single: &[f64],
+        single: &[Assessment],
         names: &[String],
         selection: Cell,
         baseline: Cell,
         t: &Thresholds,
     ) -> (Vec<Combination>, usize) {
+        let assess = |[sel, base]: [Cell; 2]| stats::assess(sel, base, selection, baseline, t);
+        let pairs: HashMap<(u8, u8), Assessment> =
+            self.pairs.iter().map(|(&k, &c)| (k, assess(c))).collect();
         let mut tested = 0;
-        let entries = self
-            .pairs
-            .iter()
-            .map(|(&(a, b), c)| (vec![a, b], *c))
-            .chain(
-                self.triples
+        let mut out: Vec<Combination> = Vec::new();
+        let entries = pairs.iter().map(|(&(a, b), &x)| (vec![a, b], x)).chain(
+            self.triples
+                .iter()
+                .map(|(&(a, b, c), &cells)| (vec![a, b, c], assess(cells))),
+        );
+        for (idx, assessment) in entries {
+            tested += usize::from(assessment.eligible);
+            let mut parts: Vec<&Assessment> = idx.iter().map(|&i| &single[i as usize]).collect();
+            if let [a, b, c] = idx[..] {
+                parts.extend([(a, b), (a, c), (b, c)].iter().filter_map(|k| pairs.get(k)));
+            }
+            let adds = parts
+                .iter()
+                .all(|p| assessment.lower > p.lower && assessment.risk_ratio > p.risk_ratio);
+            if !(assessment.eligible && assessment.lower > 1.0 && adds) {
+                continue;
+            }
+            let cells = match idx[..] {
+                [a, b] => self.pairs[&(a, b)],
+                [a, b, c] => self.triples[&(a, b, c)],
+                _ => unreachable!("pairs and triples only"),
+            };
+            out.push(Combination {
+                terms: idx
                     .iter()
-                    .map(|(&(a, b, c), x)| (vec![a, b, c], *x)),
-            );
-        let mut out: Vec<Combination> = entries
-            .filter_map(|(idx, [sel, base])| {
-                let assessment = stats::assess(sel, base, selection, baseline, t);
-                let best_term = idx.iter().map(|&i| single[i as usize]).fold(0.0, f64::max);
-                tested += usize::from(assessment.eligible);
-                (assessment.eligible && assessment.lower > 1.0 && assessment.lower > best_term)
-                    .then(|| Combination {
-                        terms: idx
-                            .iter()
-                            .map(|&i| {
-                                let t = &self.terms[i as usize];
-                                (names[t.field].clone(), t.value.clone())
-                            })
-                            .collect(),
-                        selection: sel,
-                        baseline: base,
-                        assessment,
+                    .map(|&i| {
+                        let t = &self.terms[i as usize];
+                        (names[t.field].clone(), t.value.clone())
                     })
-            })
-            .collect();
+                    .collect(),
+                selection: cells[0],
+                baseline: cells[1],
+                assessment,
+                implies: Vec::new(),
+            });
+        }
         out.sort_by(|a, b| {
             b.assessment
                 .lower
@@ -181,6 +203,32 @@ impl Combos {
                 .then(a.terms.len().cmp(&b.terms.len()))
                 .then_with(|| a.terms.cmp(&b.terms))
         });
-        (out, tested)
+        (fold_swaps(out), tested)
     }
+}
+
+/// Folds each conjunction into an earlier one that has all its terms but one and the same
+/// cells on both sides: the two name the same events.
+fn fold_swaps(ranked: Vec<Combination>) -> Vec<Combination> {
+    let mut kept: Vec<Combination> = Vec::with_capacity(ranked.len());
+    for c in ranked {
+        let twin = kept.iter_mut().find(|k| {
+            k.terms.len() == c.terms.len()
+                && k.selection == c.selection
+                && k.baseline == c.baseline
+                && c.terms.iter().filter(|t| !k.terms.contains(t)).count() == 1
+        });
+        match twin {
+            Some(k) => {
+                let swapped = c.terms.into_iter().filter(|t| !k.terms.contains(t));
+                for t in swapped {
+                    if !k.implies.contains(&t) {
+                        k.implies.push(t);
+                    }
+                }
+            }
+            None => kept.push(c),
+        }
+    }
+    kept
 }

@@ -88,9 +88,20 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
             "in sel.",
             "in base"
         );
-        let shown = view.values.iter().take(limits.values);
+        // A numeric field's bins are a histogram, in order: cutting it would hide whichever
+        // end the selection sits at. Its bins are few (deciles), so all are drawn.
+        let binned = view
+            .values
+            .iter()
+            .any(|(v, _, _)| matches!(v, super::counts::Value::Bin(_)));
+        let n = if binned {
+            view.values.len()
+        } else {
+            limits.values
+        };
+        let shown = view.values.iter().take(n);
         let mut rest = view.rest;
-        for (_, s, b) in view.values.iter().skip(limits.values) {
+        for (_, s, b) in view.values.iter().skip(n) {
             rest[0] = rest[0].plus(s);
             rest[1] = rest[1].plus(b);
         }
@@ -113,29 +124,27 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
             );
         }
     }
-    if !report.identifiers.is_empty() || !report.defining.is_empty() {
-        let _ = writeln!(
-            out,
-            "\nleft out: {}{}",
-            if report.identifiers.is_empty() {
-                String::new()
-            } else {
-                format!("identifiers {}", report.identifiers.join(", "))
-            },
-            if report.defining.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "{}defining the selection {}",
-                    if report.identifiers.is_empty() {
-                        ""
-                    } else {
-                        "; "
-                    },
-                    report.defining.join(", ")
-                )
-            }
-        );
+    let mut left_out: Vec<String> = Vec::new();
+    if !report.identifiers.is_empty() {
+        left_out.push(format!("identifiers {}", report.identifiers.join(", ")));
+    }
+    if !report.defining.is_empty() {
+        left_out.push(format!(
+            "defining the selection {}",
+            report.defining.join(", ")
+        ));
+    }
+    if !report.restating.is_empty() {
+        left_out.push(format!(
+            "restating the selection {}",
+            report.restating.join(", ")
+        ));
+    }
+    for (field, measure, r) in &report.following {
+        left_out.push(format!("{field} (follows {measure}, r = {r:.2})"));
+    }
+    if !left_out.is_empty() {
+        let _ = writeln!(out, "\nleft out: {}", left_out.join("; "));
     }
     out
 }

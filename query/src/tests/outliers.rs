@@ -166,6 +166,59 @@ async fn a_planted_conjunction_is_found_and_beats_its_terms() {
 }
 
 #[tokio::test]
+async fn a_common_value_added_to_the_cause_is_not_a_better_explanation() {
+    // Kernel 6.6 on image img-3 is 6x slower. `db.count = 1` is on 80% of requests and
+    // unrelated; `build.sha` is a function of the image (the image's build) and so swaps
+    // for it term for term.
+    let (_dir, engine, _) = sampled(80_000, 11, |s, _| {
+        let k = (lcg(s) * 8.0) as usize;
+        let img = (lcg(s) * 10.0) as usize;
+        let cause = k == 6 && img == 3;
+        let ms = latency(s) * if cause { 6.0 } else { 1.0 };
+        let e = Event::new()
+            .with("os.kernel", format!("6.{k}"))
+            .with("container.image", format!("img-{img}"))
+            .with("build.sha", format!("sha-{:x}", img * 7919))
+            .with("db.count", if lcg(s) < 0.8 { 1 } else { 2 });
+        (e, ms, cause)
+    });
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let cause = [
+        ("os.kernel".to_owned(), "6.6".to_owned()),
+        ("container.image".to_owned(), "img-3".to_owned()),
+    ];
+    let ranked = report.ranked(10);
+    assert_eq!(report.rank_of(&cause, 10), Some(1), "{ranked:#?}");
+    // Refinements by the common value add nothing and are not reported.
+    assert!(
+        report
+            .combinations
+            .iter()
+            .all(|c| c.terms.iter().all(|(f, _)| f != "db.count")),
+        "{:#?}",
+        report.combinations
+    );
+    // The image's twin (its build) is one explanation with it, not a second entry.
+    let twins = report
+        .combinations
+        .iter()
+        .filter(|c| c.terms.iter().any(|(f, _)| f == "os.kernel") && c.terms.len() == 2)
+        .count();
+    assert_eq!(twins, 1, "{:#?}", report.combinations);
+    let top = &ranked[0];
+    assert!(
+        top.terms
+            .iter()
+            .chain(&top.implies)
+            .any(|(f, _)| f == "build.sha"),
+        "{top:#?}"
+    );
+}
+
+#[tokio::test]
 async fn a_value_implied_by_the_cause_is_folded_into_it() {
     // Host h-7 is slow; every host lives in one zone (zone = host mod 18), so h-7's zone is
     // over-represented too, only because of h-7.
@@ -332,4 +385,159 @@ async fn integers_with_many_values_are_binned_and_few_are_compared_exactly() {
     let sel = first["selection_share"].as_f64().unwrap();
     let base = first["baseline_share"].as_f64().unwrap();
     assert!(sel < base && base > 0.85, "{status}");
+}
+
+#[tokio::test]
+async fn the_text_report_draws_every_bin_and_rank_of_finds_a_known_cause() {
+    use crate::outliers::text::{TextLimits, report_text};
+    let (_dir, engine) = engine();
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let kernel = |v: &str| vec![("os.kernel".to_owned(), v.to_owned())];
+    assert_eq!(report.rank_of(&kernel("6.6"), 10), Some(1));
+    assert_eq!(report.rank_of(&kernel("6.1"), 10), None);
+
+    let limits = TextLimits {
+        fields: usize::MAX,
+        values: 3,
+        ..TextLimits::default()
+    };
+    let text = report_text(&report, "duration_ms > 500", limits);
+    let section: Vec<&str> = text
+        .split("\n\n")
+        .find(|s| s.trim_start().starts_with("build.memory_mb"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .lines()
+        .skip(1)
+        .collect();
+    // Every decile drawn, in order from `< lowest edge` to `>= highest edge`, none cut.
+    let bins = report
+        .bins
+        .iter()
+        .find(|(f, _)| f == "build.memory_mb")
+        .unwrap();
+    assert_eq!(section.len(), bins.1.edges.len() + 1, "{text}");
+    assert!(section[0].trim_start().starts_with('<'), "{text}");
+    assert!(
+        section.last().unwrap().trim_start().starts_with(">="),
+        "{text}"
+    );
+    // A categorical field is still cut at `values`, the others summed.
+    let kernels = text
+        .split("\n\n")
+        .find(|s| s.trim_start().starts_with("os.kernel"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(kernels.lines().count(), 1 + 3 + 1, "{text}");
+    assert!(kernels.contains("(the rest)"), "{text}");
+}
+
+#[tokio::test]
+async fn a_field_that_follows_the_measure_is_left_out_and_named() {
+    // CPU time is a share of the duration: it "explains" any duration threshold. The slow
+    // kernel is the planted cause; the database time is capped by the duration but mostly
+    // its own; the memory is unrelated.
+    let (_dir, engine, _) = sampled(40_000, 13, |s, _| {
+        let k = (lcg(s) * 8.0) as usize;
+        let ms = latency(s) * if k == 6 { 4.0 } else { 1.0 };
+        let db = (5.0 * (lcg(s) * 2.0).exp()).min(0.8 * ms);
+        let e = Event::new()
+            .with("os.kernel", format!("6.{k}"))
+            .with("cpu.time_ms", ms * (0.1 + 0.5 * lcg(s)))
+            .with("db.time_ms", db)
+            .with("build.memory_mb", 1000.0 + lcg(s) * 7000.0);
+        (e, ms, k == 6)
+    });
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let following: Vec<&str> = report
+        .following
+        .iter()
+        .map(|(f, _, _)| f.as_str())
+        .collect();
+    assert_eq!(following, ["cpu.time_ms"], "{:?}", report.following);
+    let (_, measure, r) = &report.following[0];
+    assert_eq!(measure, "duration_ms");
+    assert!(
+        *r >= crate::outliers::analyze::FOLLOWS_MEASURE && *r <= 1.0,
+        "{r}"
+    );
+    assert!(!report.fields.contains(&"cpu.time_ms".to_owned()));
+    assert!(report.fields.contains(&"db.time_ms".to_owned()));
+    let kernel = [("os.kernel".to_owned(), "6.6".to_owned())];
+    assert_eq!(
+        report.rank_of(&kernel, 10),
+        Some(1),
+        "{:#?}",
+        report.ranked(5)
+    );
+    // A selection not defined on a number has no measure to follow.
+    let by_kernel = engine
+        .outliers(&Question::new("api", "\"os.kernel\" = '6.1'"))
+        .await
+        .unwrap();
+    assert!(by_kernel.following.is_empty(), "{:?}", by_kernel.following);
+}
+
+#[tokio::test]
+async fn fields_that_restate_an_error_selection_are_named_not_ranked() {
+    // Kernel 6.6 fails 10% of requests, the others 1%. A failure has a 5xx status and an
+    // error type; a success neither. Status and type separate the sides by definition.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 17u64;
+    let n = 60_000i64;
+    let events = (0..n)
+        .map(|i| {
+            let k = (lcg(&mut s) * 8.0) as usize;
+            let error = lcg(&mut s) < if k == 6 { 0.10 } else { 0.01 };
+            let mut e = Event::new()
+                .with("os.kernel", format!("6.{k}"))
+                .with("host.name", format!("h-{}", (lcg(&mut s) * 30.0) as usize))
+                .with("error", error);
+            e = if error {
+                let pick = (lcg(&mut s) * 3.0) as usize;
+                e.with("http.status_code", [500, 502, 503][pick])
+                    .with("error.type", ["timeout", "reset", "internal"][pick])
+            } else {
+                e.with("http.status_code", 200)
+            };
+            ev(T0 + i * (HOUR / n), e)
+        })
+        .collect();
+    write(&store, "api", events, "f1");
+    let engine = QueryEngine::new(store);
+    let report = engine
+        .outliers(&Question::new("api", "error"))
+        .await
+        .unwrap();
+    let mut restating = report.restating.clone();
+    restating.sort();
+    assert_eq!(restating, ["error.type", "http.status_code"]);
+    assert_eq!(report.defining, ["error"]);
+    let kernel = [("os.kernel".to_owned(), "6.6".to_owned())];
+    assert_eq!(
+        report.rank_of(&kernel, 10),
+        Some(1),
+        "{:#?}",
+        report.ranked(5)
+    );
+    assert!(
+        report
+            .ranked(100)
+            .iter()
+            .all(|f| f.terms.iter().all(|(f, _)| !restating.contains(f))),
+        "{:#?}",
+        report.ranked(100)
+    );
+    // Still drawn field by field.
+    assert!(
+        report
+            .by_field
+            .iter()
+            .any(|v| v.field == "http.status_code")
+    );
 }
