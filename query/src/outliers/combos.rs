@@ -137,12 +137,13 @@ impl Combos {
     /// The conjunctions that add to their parts, best first, and how many conjunctions were
     /// eligible (tested). `single` is each term's assessment alone, `names` the fields' names.
     ///
-    /// A conjunction adds to its parts when both its lower bound and its risk ratio beat
-    /// those of each term and, for a triple, of each of its pairs. The lower bound alone
-    /// would let a narrowing refinement through: adding a common value (`db.count = 1`) to
-    /// the cause drops as many baseline events as it keeps selected ones, the bound can
-    /// creep up on fewer events while the ratio falls, and the reader is shown a
-    /// conjunction that is the cause plus noise.
+    /// A conjunction adds to its parts when its lower bound beats the risk ratio (the point
+    /// estimate, not just the bound) of each term and, for a triple, of each of its pairs:
+    /// with 95% confidence it picks out events more often selected than any part does.
+    /// Comparing bound with bound would let a refinement through on noise: adding a common
+    /// or unrelated value to the cause (`db.count = 1`, `tls.version = 'TLSv1.2'`) keeps
+    /// the cause's ratio give or take chance, and the reader is shown the cause plus noise.
+    /// A true conjunction beats its diluted parts by far.
     ///
     /// Conjunctions that differ in one term and count the same events on both sides (a
     /// term swapped for one equivalent to it, `container.image` for `service.version`) are
@@ -171,9 +172,7 @@ impl Combos {
             if let [a, b, c] = idx[..] {
                 parts.extend([(a, b), (a, c), (b, c)].iter().filter_map(|k| pairs.get(k)));
             }
-            let adds = parts
-                .iter()
-                .all(|p| assessment.lower > p.lower && assessment.risk_ratio > p.risk_ratio);
+            let adds = parts.iter().all(|p| assessment.lower > p.risk_ratio);
             if !(assessment.eligible && assessment.lower > 1.0 && adds) {
                 continue;
             }

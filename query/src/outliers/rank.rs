@@ -55,19 +55,23 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> (Vec<Explanation>, usiz
 }
 
 /// Share of a value's events (by weight) that must be selected for the value to be "purely
-/// selected", and share of the selection such values must hold for their field to restate
-/// the selection.
-pub const RESTATES: f64 = 0.99;
+/// selected".
+pub const PURE: f64 = 0.99;
+/// Share of the selection's weight that purely selected values must hold for their field to
+/// restate the selection. Below 1 because some of the selection may be defined otherwise
+/// (an `error` set by a client timeout on a request that got a 200).
+pub const RESTATES: f64 = 0.8;
 
-/// The fields that restate the selection rather than explain it: nearly all of the
-/// selection's weight lies in values (each with at least `min_raw_events` selected events)
-/// that are nearly always selected. `http.status_code` and `error.type` for the selection
-/// `error`: every 500 is an error and every error has a 5xx, so they separate the sides by
+/// The fields that restate the selection rather than explain it: most of the selection's
+/// weight lies in values (each with at least `min_raw_events` selected events) that are
+/// nearly always selected. `http.status_code` and `error.type` for the selection `error`:
+/// every 500 is an error and most errors have a 5xx, so they separate the sides by
 /// definition and would top every list with an infinite ratio. Values seen a few times
 /// (unique-ish ids) do not count, so a field of near-unique values does not qualify.
 ///
-/// A single cause that alone makes up the whole selection (the only failing host, failing
-/// every request) restates it too, and is named in the report as such rather than ranked.
+/// A single cause that alone makes up most of the selection (a host failing every request,
+/// and most of the failures) restates it too; it is named in the report as such, with its
+/// values, rather than ranked.
 pub fn restating(counts: &Counts, t: &Thresholds) -> Vec<String> {
     let total = counts.selection.weight;
     if total <= 0.0 {
@@ -81,8 +85,7 @@ pub fn restating(counts: &Counts, t: &Thresholds) -> Vec<String> {
             let pure: f64 = f
                 .entries()
                 .filter(|(_, [sel, base])| {
-                    sel.rows >= t.min_raw_events
-                        && sel.weight >= RESTATES * (sel.weight + base.weight)
+                    sel.rows >= t.min_raw_events && sel.weight >= PURE * (sel.weight + base.weight)
                 })
                 .map(|(_, [sel, _])| sel.weight)
                 .sum();
