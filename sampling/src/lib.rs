@@ -68,6 +68,8 @@ pub mod throughput;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_weights;
 
 pub use config::{RuleConfig, SamplerChoice, SamplerConfig, SamplingConfig};
 pub use decide::{
