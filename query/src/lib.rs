@@ -23,6 +23,7 @@ mod http;
 pub mod outliers;
 mod output;
 pub mod pg;
+pub mod slo;
 pub mod table;
 pub mod weighted;
 

@@ -42,8 +42,11 @@ fn demo_runs_end_to_end_and_reports_its_incident() {
     assert_eq!(numbers.len(), 5, "{errors}");
     assert_eq!(numbers[0], numbers[1], "every error is kept: {errors}");
     assert_eq!(numbers[3], 6000.0, "{errors}");
+    // Unbiased (sampling/src/tests_weights.rs: mean +0.4% +- 0.6% over 400 seeds), but one
+    // run of 6000 events, 3800 of them at rates up to ~80 and decided per trace, has a
+    // standard deviation of ~8.4%: the bound is three of them. Weights ignored would be -80%.
     assert!(
-        numbers[4].abs() < 10.0,
+        numbers[4].abs() < 25.0,
         "weighted total off by {}%: {errors}",
         numbers[4]
     );
