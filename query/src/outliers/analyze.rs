@@ -63,6 +63,9 @@ pub struct Report {
     /// Fields that separate the selection from the baseline by definition (see
     /// [`rank::restating`]): compared and drawn, never ranked.
     pub restating: Vec<String>,
+    /// Values always selected, with their share of the selection (see
+    /// [`rank::always_selected`]): named, never ranked.
+    pub always_selected: Vec<(String, counts::Value, f64)>,
     pub explanations: Vec<Explanation>,
     /// Conjunctions of two or three values whose evidence beats each of their terms'.
     pub combinations: Vec<Combination>,
@@ -229,6 +232,9 @@ impl Report {
                     json!({"field": f, "measure": m, "correlation": r})
                 }).collect::<Vec<_>>(),
                 "restating_the_selection": self.restating,
+                "always_selected": self.always_selected.iter().map(|(f, v, share)| {
+                    json!({"field": f, "value": self.describe(f, v), "selection_share": share})
+                }).collect::<Vec<_>>(),
             },
             "explanations": self.explanations.iter().map(|e| {
                 let mut j = stats(&e.assessment, &e.selection, &e.baseline);
@@ -421,7 +427,13 @@ impl QueryEngine {
             .await?;
         let (mut explanations, mut tested) = rank::single_fields(&counts, &q.thresholds);
         let restating = rank::restating(&counts, &q.thresholds);
-        explanations.retain(|e| !restating.contains(&e.field));
+        let always_selected = rank::always_selected(&counts, &q.thresholds, &restating);
+        explanations.retain(|e| {
+            !restating.contains(&e.field)
+                && !always_selected
+                    .iter()
+                    .any(|(f, v, _)| *f == e.field && *v == e.value)
+        });
         let by_field = view::by_field(&counts, &explanations);
 
         // Pairs and triples among the strongest singles, in a second scan.
@@ -493,6 +505,7 @@ impl QueryEngine {
             defining,
             following,
             restating,
+            always_selected,
             explanations,
             combinations,
             bins: report_bins,

@@ -95,6 +95,36 @@ pub fn restating(counts: &Counts, t: &Thresholds) -> Vec<String> {
         .collect()
 }
 
+/// The values that are always selected (a share [`PURE`] of their weight, with at least
+/// `min_raw_events` selected events), outside the fields that restate the selection
+/// wholesale: `http.status_code = 500` for `error` when some errors have no status (a client
+/// timeout, a gRPC failure), so the field as a whole does not restate it. Such a value is a
+/// consequence of the selection's definition more often than a cause, and with an infinite
+/// ratio it would top every list, so it is named apart from the ranking. When it is a cause
+/// (a host failing every request), the reader sees it there, with its share.
+pub fn always_selected(
+    counts: &Counts,
+    t: &Thresholds,
+    restating: &[String],
+) -> Vec<(String, Value, f64)> {
+    let total = counts.selection.weight;
+    let mut out: Vec<(String, Value, f64)> = counts
+        .fields
+        .iter()
+        .filter(|f| !f.identifier && !restating.contains(&f.name))
+        .flat_map(|f| {
+            f.entries().filter_map(move |(v, [sel, base])| {
+                (sel.rows >= t.min_raw_events
+                    && sel.weight >= PURE * (sel.weight + base.weight)
+                    && total > 0.0)
+                    .then(|| (f.name.clone(), v, sel.weight / total))
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.2.total_cmp(&a.2));
+    out
+}
+
 /// Folds each explanation implied by a stronger one into it: `implications` are pairs
 /// `(x, y)` of indexes into `ranked` where every event with `x` also has `y`.
 pub fn fold_implied(ranked: &mut Vec<Explanation>, implications: &[(usize, usize)]) {

@@ -140,6 +140,14 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
             report.restating.join(", ")
         ));
     }
+    if !report.always_selected.is_empty() {
+        let values: Vec<String> = report
+            .always_selected
+            .iter()
+            .map(|(f, v, share)| format!("{} ({:.0}%)", report.term_text(f, v), 100.0 * share))
+            .collect();
+        left_out.push(format!("always selected {}", values.join(", ")));
+    }
     for (field, measure, r) in &report.following {
         left_out.push(format!("{field} (follows {measure}, r = {r:.2})"));
     }

@@ -541,3 +541,47 @@ async fn fields_that_restate_an_error_selection_are_named_not_ranked() {
             .any(|v| v.field == "http.status_code")
     );
 }
+
+#[tokio::test]
+async fn values_always_selected_are_named_when_their_field_does_not_restate_it() {
+    // As above, but half the failures are client timeouts on a 200: the status field no
+    // longer separates the sides, yet 500 is still always an error.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 19u64;
+    let n = 60_000i64;
+    let events = (0..n)
+        .map(|i| {
+            let k = (lcg(&mut s) * 8.0) as usize;
+            let error = lcg(&mut s) < if k == 6 { 0.10 } else { 0.01 };
+            let timeout = error && lcg(&mut s) < 0.5;
+            let status = if error && !timeout { 500 } else { 200 };
+            let e = Event::new()
+                .with("os.kernel", format!("6.{k}"))
+                .with("error", error)
+                .with("http.status_code", status);
+            ev(T0 + i * (HOUR / n), e)
+        })
+        .collect();
+    write(&store, "api", events, "f1");
+    let report = QueryEngine::new(store)
+        .outliers(&Question::new("api", "error"))
+        .await
+        .unwrap();
+    assert!(report.restating.is_empty(), "{:?}", report.restating);
+    let [(field, value, share)] = report.always_selected.as_slice() else {
+        panic!("{:?}", report.always_selected)
+    };
+    assert_eq!(
+        (field.as_str(), value),
+        ("http.status_code", &Value::Int(500))
+    );
+    assert!((0.4..0.6).contains(share), "{share}");
+    let kernel = [("os.kernel".to_owned(), "6.6".to_owned())];
+    assert_eq!(
+        report.rank_of(&kernel, 10),
+        Some(1),
+        "{:#?}",
+        report.ranked(5)
+    );
+}
