@@ -3,7 +3,9 @@
 //!
 //! - [`definition`]: OpenSLO v1 YAML into [`definition::Slo`], every problem named by path.
 //! - [`duration`]: OpenSLO's duration shorthand (`5m`, `28d`, `1M`).
+//! - [`budget`]: error ratios and their intervals, burn rates, budgets, the alert policy.
 
+pub mod budget;
 pub mod definition;
 pub mod duration;
 
