@@ -7,6 +7,8 @@
 //!     _wal/<seq>.commit          a flush's commit record while it is being applied
 //!     _tmp/                      Parquet files being written; never read, emptied at start-up
 //!     _sampling/state.json       what the collector's samplers learned (loupe-sampling's state)
+//!     _slo/<slo>.parquet         an SLO's per-minute buckets, derived from the partitions by
+//!                                loupe-query (slo/buckets.rs); deleting it only costs a rebuild
 //!     date=YYYY-MM-DD/hour=HH/<id>.parquet
 //! ```
 //! Directories starting with `_` are never part of the table: DataFusion and other engines skip
@@ -23,6 +25,7 @@ pub const CATALOG_DIR: &str = "_catalog";
 pub const WAL_DIR: &str = "_wal";
 pub const TMP_DIR: &str = "_tmp";
 pub const SAMPLING_DIR: &str = "_sampling";
+pub const SLO_DIR: &str = "_slo";
 pub const PARQUET_EXT: &str = "parquet";
 /// Hive partition columns, outermost first.
 pub const PARTITION_COLUMNS: [&str; 2] = ["date", "hour"];
@@ -103,6 +106,10 @@ impl DatasetDir {
     pub fn sampling_state_path(&self) -> PathBuf {
         self.dir.join(SAMPLING_DIR).join("state.json")
     }
+    /// The materialised buckets of the SLO `name` over this dataset (a derived cache).
+    pub fn slo_buckets_path(&self, name: &str) -> PathBuf {
+        self.dir.join(SLO_DIR).join(format!("{name}.{PARQUET_EXT}"))
+    }
     pub fn partition_dir(&self, p: &Partition) -> PathBuf {
         self.dir.join(p.relative_path())
     }
@@ -114,6 +121,64 @@ impl DatasetDir {
         out.sort();
         Ok(out)
     }
+}
+
+/// A file's name and size in bytes.
+pub type FileEntry = (String, u64);
+
+impl DatasetDir {
+    /// The hour partitions on disk with their Parquet files (names and sizes, sorted by name),
+    /// sorted by hour. Directories whose names are not partitions are skipped.
+    pub fn partitions(&self) -> Result<Vec<(Partition, Vec<FileEntry>)>> {
+        let mut out = Vec::new();
+        for date_dir in list_dirs(&self.dir, "date=")? {
+            for hour_dir in list_dirs(&date_dir, "hour=")? {
+                let Some(partition) = Partition::from_dir(&hour_dir) else {
+                    continue;
+                };
+                let mut files = Vec::new();
+                let entries = match std::fs::read_dir(&hour_dir) {
+                    Ok(e) => e,
+                    // merged away by compaction between the listings
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e).ctx("list", &hour_dir),
+                };
+                for entry in entries {
+                    let entry = entry.ctx("list", &hour_dir)?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') || !name.ends_with(&format!(".{PARQUET_EXT}")) {
+                        continue;
+                    }
+                    match entry.metadata() {
+                        Ok(m) => files.push((name, m.len())),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e).ctx("stat", &entry.path()),
+                    }
+                }
+                files.sort();
+                out.push((partition, files));
+            }
+        }
+        out.sort_by_key(|(p, _)| *p);
+        Ok(out)
+    }
+}
+
+/// The subdirectories of `dir` whose names start with `prefix`.
+fn list_dirs(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx("list", dir),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.ctx("list", dir)?;
+        if entry.file_name().to_string_lossy().starts_with(prefix) && entry.path().is_dir() {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
 }
 
 fn collect_parquet(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -173,6 +238,16 @@ impl Partition {
         let (date, hour) = self.values();
         PathBuf::from(format!("date={date}")).join(format!("hour={hour}"))
     }
+
+    /// The partition of a `.../date=YYYY-MM-DD/hour=HH` directory.
+    pub fn from_dir(dir: &Path) -> Option<Partition> {
+        let hour = dir.file_name()?.to_str()?.strip_prefix("hour=")?;
+        let date = dir.parent()?.file_name()?.to_str()?.strip_prefix("date=")?;
+        let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+        let hour: u32 = hour.parse().ok().filter(|h| *h < 24)?;
+        let start = day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_micros();
+        Some(Partition::of(start))
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +267,12 @@ mod tests {
             PathBuf::from("date=2026-11-23/hour=05")
         );
         assert_eq!(Partition::of(t + 1).start_us(), t + 1);
+        let dir = Path::new("/x").join(Partition::of(t).relative_path());
+        assert_eq!(Partition::from_dir(&dir), Some(Partition::of(t)));
+        assert_eq!(
+            Partition::from_dir(Path::new("/x/date=2026-11-23/hour=24")),
+            None
+        );
         assert_eq!(
             Partition::of(0).values(),
             ("1970-01-01".into(), "00".into())
@@ -214,5 +295,9 @@ mod tests {
         std::fs::create_dir_all(tmp.path().join("Not A Dataset")).unwrap();
         assert_eq!(store.datasets().unwrap(), vec![api]);
         assert_eq!(d.parquet_files().unwrap(), vec![part.join("a.parquet")]);
+        assert_eq!(
+            d.partitions().unwrap(),
+            vec![(Partition::of(0), vec![("a.parquet".to_owned(), 0)])]
+        );
     }
 }

@@ -169,17 +169,22 @@ pub struct RuleCheck {
     pub fires: bool,
 }
 
-/// Checks `rule` against the tallies of its long and short windows.
-pub fn check(rule: &BurnRule, long: &Tally, short: &Tally, budget: f64, min_bad: f64) -> RuleCheck {
-    let long_burn = burn_rate(long.error_ratio(), budget);
-    let short_burn = burn_rate(short.error_ratio(), budget);
+/// Checks `rule` against the burn rates of its long and short windows and the bad events
+/// (weighted) in the long one.
+pub fn check(
+    rule: &BurnRule,
+    long_burn: Option<f64>,
+    short_burn: Option<f64>,
+    long_bad: f64,
+    min_bad: f64,
+) -> RuleCheck {
     let over = |b: Option<f64>| b.is_some_and(|b| b > rule.burn);
     RuleCheck {
         rule: rule.clone(),
         long_burn,
         short_burn,
-        long_bad: long.bad(),
-        fires: over(long_burn) && over(short_burn) && long.bad() >= min_bad,
+        long_bad,
+        fires: over(long_burn) && over(short_burn) && long_bad >= min_bad,
     }
 }
 
@@ -250,6 +255,12 @@ mod tests {
         let z2 = 1.959964f64.powi(2);
         assert_eq!(lo, 0.0);
         assert!((hi - z2 / (20.0 + z2)).abs() < 1e-6, "{hi}");
+    }
+
+    /// [`check`] on two windows' tallies, as for `Occurrences`.
+    fn check(rule: &BurnRule, long: &Tally, short: &Tally, budget: f64, min_bad: f64) -> RuleCheck {
+        let burn = |t: &Tally| burn_rate(t.error_ratio(), budget);
+        super::check(rule, burn(long), burn(short), long.bad(), min_bad)
     }
 
     #[test]

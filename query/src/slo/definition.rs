@@ -37,7 +37,7 @@
 //!   `timeSliceWindow`) or `RatioTimeslices` (needs `timeSliceWindow`).
 //! - `objectives`: `target` in [0, 1) or `targetPercent` in [0, 100), one of them.
 //! - `alertPolicies` are accepted and not read: loupe's burn-rate policy is configured on
-//!   its own (see [`super::alert`]).
+//!   its own (see [`super::budget::Policy`]).
 //!
 //! Every problem in a file is reported at once, each with the path of the field that is
 //! wrong (`spec.objectives[0].target`).
@@ -427,6 +427,54 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Slo>, DefinitionError> {
     }
     if problems.is_empty() {
         Ok(out)
+    } else {
+        Err(DefinitionError { problems })
+    }
+}
+
+/// Reads the SLOs of a file, or of every `*.yaml` and `*.yml` file in a directory (in name
+/// order; an `indicatorRef` is looked up in its own file). Every problem of every file is
+/// reported, and two SLOs may not share a name (their buckets would).
+pub fn load(path: &std::path::Path) -> Result<Vec<Slo>, DefinitionError> {
+    let problem = |at: &std::path::Path, message: String| Problem {
+        path: at.display().to_string(),
+        message,
+    };
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| DefinitionError {
+            problems: vec![problem(path, format!("cannot list the directory: {e}"))],
+        })?;
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        files.sort();
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut slos: Vec<Slo> = Vec::new();
+    let mut problems = Vec::new();
+    for file in &files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => match parse(&text, &file.display().to_string()) {
+                Ok(mut found) => slos.append(&mut found),
+                Err(mut e) => problems.append(&mut e.problems),
+            },
+            Err(e) => problems.push(problem(file, format!("cannot read it: {e}"))),
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for slo in &slos {
+        if !seen.insert(slo.name.as_str()) {
+            problems.push(Problem {
+                path: format!("{}: metadata.name", path.display()),
+                message: format!("two SLOs are named {:?}: names must be unique", slo.name),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(slos)
     } else {
         Err(DefinitionError { problems })
     }

@@ -1,0 +1,118 @@
+//! The SLOs a process watches: their definitions, the alert policy, and status on demand
+//! (buckets brought up to date first, so a status is never older than the data).
+
+use std::sync::Arc;
+
+use loupe_store::Store;
+
+use super::buckets::{self, Refreshed};
+use super::budget::Policy;
+use super::definition::{Slo, Window};
+use super::status::{self, SloStatus, StatusOptions};
+use super::window::MINUTE_US;
+use crate::{Error, QueryEngine, Result};
+
+const DAY_US: i64 = 86_400 * 1_000_000;
+
+/// SLO definitions over one store.
+#[derive(Clone)]
+pub struct SloService {
+    engine: QueryEngine,
+    store: Store,
+    policy: Policy,
+    slos: Arc<Vec<Slo>>,
+    /// One refresh of an SLO's buckets at a time (they share one file).
+    locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+}
+
+impl SloService {
+    pub fn new(engine: QueryEngine, store: Store, slos: Vec<Slo>, policy: Policy) -> Self {
+        let locks = slos.iter().map(|_| tokio::sync::Mutex::new(())).collect();
+        SloService {
+            engine,
+            store,
+            policy,
+            slos: Arc::new(slos),
+            locks: Arc::new(locks),
+        }
+    }
+
+    pub fn slos(&self) -> &[Slo] {
+        &self.slos
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// How far back an SLO's buckets reach: its longest period and the policy's longest
+    /// window, and a day more (so a calendar month of 31 days and the hour in progress fit).
+    pub fn keep_us(&self, slo: &Slo) -> i64 {
+        let period = match &slo.window {
+            Window::Rolling(d) => d.micros(),
+            Window::Calendar { length, .. } => match length.months() {
+                Some(m) => i64::from(m) * 31 * DAY_US,
+                None => length.micros(),
+            },
+        };
+        let policy = self
+            .policy
+            .rules
+            .iter()
+            .map(|r| r.long_us.max(r.short_us))
+            .max()
+            .unwrap_or(0);
+        period.max(policy) + DAY_US
+    }
+
+    /// Brings one SLO's buckets up to date and computes its status as of `now_us`, with the
+    /// burn rate over `extra_windows` (µs) too.
+    pub async fn status_of(
+        &self,
+        index: usize,
+        now_us: i64,
+        extra_windows: &[i64],
+    ) -> Result<(SloStatus, Refreshed)> {
+        let slo = &self.slos[index];
+        let keep = self.keep_us(slo);
+        if let Some(w) = extra_windows.iter().find(|w| **w > keep || **w < MINUTE_US) {
+            return Err(Error::Query(format!(
+                "a window of {} minutes: SLO {:?} keeps from 1 minute to {} days",
+                w / MINUTE_US,
+                slo.name,
+                keep / DAY_US
+            )));
+        }
+        let (b, refreshed) = {
+            let _one_at_a_time = self.locks[index].lock().await;
+            buckets::refresh(&self.engine, &self.store, slo, now_us, keep).await?
+        };
+        let opts = StatusOptions {
+            now_us,
+            policy: self.policy.clone(),
+            extra_windows: extra_windows.to_vec(),
+        };
+        Ok((
+            status::compute(slo, &b.minutes, &b.retired, &opts),
+            refreshed,
+        ))
+    }
+
+    /// The index of the SLO named `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.slos.iter().position(|s| s.name == name)
+    }
+
+    /// Every SLO's status; one SLO that fails (a predicate over a field the dataset lacks)
+    /// does not hide the others.
+    pub async fn status_all(&self, now_us: i64) -> Vec<(String, Result<SloStatus>)> {
+        let mut out = Vec::with_capacity(self.slos.len());
+        for (i, slo) in self.slos.iter().enumerate() {
+            out.push((
+                slo.name.clone(),
+                self.status_of(i, now_us, &[]).await.map(|(s, _)| s),
+            ));
+        }
+        out
+    }
+}
