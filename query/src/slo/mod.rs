@@ -7,12 +7,14 @@
 //! - [`window`]: where the period lies (rolling, calendar in a time zone).
 //! - [`buckets`]: per-minute weighted tallies materialised as Parquet, kept current.
 //! - [`status`]: SLI, budget, burn rates and alerts from the buckets.
+//! - [`feed`]: Prometheus exposition and remote write of statuses.
 //! - [`service`]: the definitions a process watches, status on demand.
 
 pub mod buckets;
 pub mod budget;
 pub mod definition;
 pub mod duration;
+pub mod feed;
 pub mod service;
 pub mod status;
 pub mod window;
