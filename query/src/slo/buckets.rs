@@ -159,7 +159,7 @@ pub async fn refresh(
 
 /// The weight of an event: its `sample_rate`, or 1 where it has none (or the dataset never
 /// had the field).
-async fn weight_expr(engine: &QueryEngine, dataset: &str) -> Result<String> {
+pub(crate) async fn weight_expr(engine: &QueryEngine, dataset: &str) -> Result<String> {
     let (schema, _) = engine
         .describe(&format!("SELECT * FROM {} LIMIT 0", ident(dataset)))
         .await?;

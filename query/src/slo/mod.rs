@@ -8,13 +8,17 @@
 //! - [`buckets`]: per-minute weighted tallies materialised as Parquet, kept current.
 //! - [`status`]: SLI, budget, burn rates and alerts from the buckets.
 //! - [`feed`]: Prometheus exposition and remote write of statuses.
+//! - [`report`]: the status as text and JSON; [`api`]: its HTTP routes.
 //! - [`service`]: the definitions a process watches, status on demand.
 
 pub mod buckets;
+pub mod config;
+pub mod api;
 pub mod budget;
 pub mod definition;
 pub mod duration;
 pub mod feed;
+pub mod report;
 pub mod service;
 pub mod status;
 pub mod window;

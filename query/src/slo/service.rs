@@ -98,6 +98,24 @@ impl SloService {
         ))
     }
 
+    /// Plans each SLO's counting query against its dataset without running it: a predicate
+    /// over a field the dataset lacks, or that is not SQL, is reported here.
+    pub async fn check(&self) -> Vec<(String, Result<()>)> {
+        let mut out = Vec::new();
+        for slo in self.slos.iter() {
+            let planned = async {
+                loupe_store::DatasetName::new(&slo.dataset)?;
+                let weight = buckets::weight_expr(&self.engine, &slo.dataset).await?;
+                self.engine
+                    .describe(&buckets::count_sql(slo, &weight, 0, MINUTE_US))
+                    .await
+                    .map(|_| ())
+            };
+            out.push((slo.name.clone(), planned.await));
+        }
+        out
+    }
+
     /// The index of the SLO named `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
         self.slos.iter().position(|s| s.name == name)
