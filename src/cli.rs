@@ -38,6 +38,50 @@ pub(crate) enum Command {
     /// Check a config's sampling sections, or replay events through one.
     #[command(subcommand)]
     Sampling(SamplingCommand),
+    /// Service level objectives (OpenSLO v1 YAML over datasets): check definitions, show
+    /// their SLI, error budget, burn rates and alerts.
+    #[command(subcommand)]
+    Slo(SloCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SloCommand {
+    /// Read SLO definitions and report every problem with its path; with a data directory,
+    /// also plan each predicate against its dataset.
+    Check {
+        /// An OpenSLO YAML file or a directory of them [default: slo.definitions in the config]
+        #[arg(value_name = "PATH")]
+        path: Option<PathBuf>,
+        /// Where datasets live [default: ./loupe-data]
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Each SLO's SLI and budget over its period, burn rates over the policy's windows, and
+    /// which alerts fire with the numbers that made them fire. Reads a data directory (and
+    /// brings the SLOs' per-minute buckets in it up to date).
+    Status(SloStatusArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SloStatusArgs {
+    /// An OpenSLO YAML file or a directory of them [default: slo.definitions in the config]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) slo: Option<PathBuf>,
+    /// Only the SLO of this name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Also show the burn rate over these windows: 2h, 1d (repeat or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) window: Vec<String>,
+    /// The status as of this moment (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub(crate) at: Option<String>,
+    /// Where datasets live [default: ./loupe-data]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// table, or json (the HTTP API's answer)
+    #[arg(long, value_enum, default_value_t = OutliersFormat::Table)]
+    pub(crate) format: OutliersFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +154,10 @@ pub(crate) struct ServeArgs {
     /// [default with the flag alone: 127.0.0.1:5433]. With API keys, the password is a query key.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:5433")]
     pub(crate) pg: Option<SocketAddr>,
+    /// SLO definitions to watch (an OpenSLO YAML file or a directory): served at
+    /// /api/v1/slo and in /metrics [default: slo.definitions in the config]
+    #[arg(long, value_name = "PATH")]
+    pub(crate) slo: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

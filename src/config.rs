@@ -10,6 +10,10 @@
 //! [collector.limits]
 //! max_body_bytes = 33554432
 //!
+//! # SLOs: see `loupe_query::slo::config`.
+//! [slo]
+//! definitions = "slos/"
+//!
 //! # Per dataset; "*" is every dataset without a section of its own. The sampling options
 //! # are loupe-sampling's (`loupe_sampling::config`); `loupe sampling check` explains them.
 //! [datasets.api.sampling]
@@ -45,6 +49,9 @@ pub(crate) struct Config {
     /// `[query]`: per-query memory limit, timeout, the query runtime's threads.
     #[serde(default)]
     pub(crate) query: loupe_query::QueryConfig,
+    /// `[slo]`: definitions, refresh and push, the alert policy.
+    #[serde(default)]
+    pub(crate) slo: loupe_query::slo::config::SloConfig,
     /// API keys (see `auth`); none means open, and loopback only unless `--insecure`.
     #[serde(default)]
     pub(crate) keys: Vec<crate::auth::KeyConfig>,
@@ -72,6 +79,7 @@ impl Default for Config {
             pg: None,
             collector: CollectorConfig::default(),
             query: loupe_query::QueryConfig::default(),
+            slo: Default::default(),
             keys: Vec::new(),
             datasets: DatasetConfigs::new(),
             source: None,
@@ -110,6 +118,9 @@ impl Config {
             .collect();
         problems.extend(config.collector.problems());
         problems.extend(config.query.problems());
+        if let Err(p) = config.slo.policy() {
+            problems.extend(p);
+        }
         if !problems.is_empty() {
             bail!("invalid settings:\n  {}", problems.join("\n  "));
         }

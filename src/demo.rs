@@ -24,8 +24,11 @@ const SERVICES: usize = 4;
 const QUEUE_EVENTS: usize = 20_000;
 /// The simulated traffic spans two hours; the incident is 20 minutes in the middle.
 const SPAN_S: f64 = 2.0 * 3600.0;
-const INCIDENT_START_S: i64 = 50 * 60;
-const INCIDENT_END_S: i64 = 70 * 60;
+const INCIDENT_START_S: i64 = 40 * 60;
+const INCIDENT_END_S: i64 = 80 * 60;
+/// How much of the traffic the incident's cause matches: an incident big enough to page
+/// (a slowdown of a few percent of requests never burns 2% of a month's budget in an hour).
+const INCIDENT_SHARE: (f64, f64) = (0.12, 0.3);
 const LATENCY_MULTIPLIER: f64 = 8.0;
 /// The demo dataset's sampling, as it would be written in `loupe.toml`: errors and slow requests
 /// are kept whole, the rest sampled per service and status toward 1 in 10 on average. The
@@ -73,12 +76,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         collector,
         loupe_query::QueryConfig::default(),
         crate::auth::Keys::default(),
+        None,
     )
     .await?;
     let base = format!("http://{}", server.addr);
 
     let us = |s: i64| DEFAULT_START_US + s * 1_000_000;
-    let incident = Incident::planted(
+    let incident = Incident::planted_with_share(
         args.seed,
         us(INCIDENT_START_S),
         us(INCIDENT_END_S),
@@ -86,6 +90,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             multiplier: LATENCY_MULTIPLIER,
         },
         2,
+        INCIDENT_SHARE,
     );
     let config = WorkloadConfig {
         seed: args.seed,
@@ -254,6 +259,15 @@ FROM {DATASET} GROUP BY 1 ORDER BY 1"#
         &engine,
         &incident,
         threshold,
+        us(INCIDENT_START_S),
+        us(INCIDENT_END_S),
+    )
+    .await?;
+
+    // 7. SLOs.
+    slo_report(
+        &engine,
+        server.collector.store(),
         us(INCIDENT_START_S),
         us(INCIDENT_END_S),
     )
@@ -502,6 +516,82 @@ async fn send_bad_batch(base: &str) -> anyhow::Result<String> {
         }
     }
     Ok(out)
+}
+
+/// The shop's latency SLO as of the spike's end, from the stored, weighted events: the
+/// budget, the burn over each window of the default policy, and the page the spike sets off.
+async fn slo_report(
+    engine: &QueryEngine,
+    store: &loupe_store::Store,
+    start_us: i64,
+    end_us: i64,
+) -> anyhow::Result<()> {
+    use loupe_query::slo::{budget::Policy, definition, report, service::SloService};
+    // The objective: 99.9% of requests faster than the p99.9 before the spike (rounded up to
+    // 10 ms), so the budget burns at about 1x in ordinary times.
+    let p999 = engine
+        .sql(
+            &format!(
+                "SELECT approx_percentile_cont_with_weight(sample_rate, 0.999) WITHIN GROUP (ORDER BY duration_ms) \
+                 FROM {DATASET} WHERE timestamp < '{}'",
+                loupe_event::time::format_timestamp(start_us)
+            ),
+            1,
+        )
+        .await?;
+    let threshold = (first_f64(&p999)? / 10.0).ceil() * 10.0;
+    let yaml = format!(
+        r#"apiVersion: openslo/v1
+kind: SLO
+metadata: {{name: shop-latency, displayName: Shop requests are fast}}
+spec:
+  service: loupe-demo
+  indicator:
+    metadata: {{name: shop-fast-requests}}
+    spec:
+      thresholdMetric:
+        metricSource: {{type: loupe, spec: {{dataset: {DATASET}, field: duration_ms}}}}
+  timeWindow: [{{duration: 30d, isRolling: true}}]
+  budgetingMethod: Occurrences
+  objectives: [{{displayName: under {threshold} ms, op: lte, value: {threshold}, target: 0.999}}]
+"#
+    );
+    let slos = definition::parse(&yaml, "demo").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = SloService::new(engine.clone(), store.clone(), slos, Policy::default());
+    println!(
+        "7. SLOs: \"99.9% of requests under {threshold} ms\" (the p99.9 before the spike), an OpenSLO v1 definition"
+    );
+    println!(
+        "   over the weighted events, with the SRE Workbook's multi-window burn-rate alerts. As of the"
+    );
+    println!(
+        "   spike's end (loupe slo status, GET /api/v1/slo/shop-latency, or /metrics for Prometheus):"
+    );
+    let started = Instant::now();
+    let (status, _) = svc.status_of(0, end_us, &[]).await?;
+    let took = started.elapsed();
+    for line in report::text(&status).lines() {
+        println!("     {line}");
+    }
+    println!(
+        "     ({:.0} ms, buckets included)",
+        took.as_secs_f64() * 1e3
+    );
+    let o = &status.objectives[0];
+    let fast = o.alerts.first().filter(|a| a.fires);
+    match fast {
+        Some(a) => println!(
+            "   The spike burns the budget at {:.1}x over the last hour and {:.1}x over the last 5 minutes:",
+            a.long_burn.unwrap_or_default(),
+            a.short_burn.unwrap_or_default()
+        ),
+        None => println!("   The fast-burn rule does not fire."),
+    }
+    if fast.is_some() {
+        println!("   the fast-burn page fires.");
+    }
+    println!();
+    Ok(())
 }
 
 /// The outliers engine on the spike's slow requests, and where it ranks the planted cause.

@@ -9,13 +9,14 @@ mod import;
 mod outliers_cmd;
 mod sampling_cmd;
 mod serve;
+mod slo_cmd;
 mod sql;
 
 use anyhow::bail;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, SamplingCommand};
+use cli::{Cli, Command, SamplingCommand, SloCommand};
 use config::Config;
 
 #[global_allocator]
@@ -69,6 +70,11 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let stop = serve::shutdown_signal()?;
             let mut hup = serve::reload_signal()?;
             let source = config.source.clone();
+            let slo_path = args.slo.clone().or(config.slo.definitions.clone());
+            let slos = match slo_path {
+                Some(p) => Some((slo_cmd::load(Some(&p), &config)?.1, config.slo.clone())),
+                None => None,
+            };
             let server = serve::Server::start(
                 &config.data_dir,
                 config.http,
@@ -76,6 +82,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 config.collector,
                 config.query,
                 keys,
+                slos,
             )
             .await?;
             // Tests and scripts read this line to learn the ports (with 127.0.0.1:0).
@@ -115,6 +122,17 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Sampling(SamplingCommand::Check { .. }) => sampling_cmd::check(&config),
         Command::Sampling(SamplingCommand::Simulate(args)) => {
             sampling_cmd::simulate(&config, &args)
+        }
+        Command::Slo(SloCommand::Check { path, data_dir }) => {
+            let dir = data_dir.unwrap_or_else(|| config.data_dir.clone());
+            slo_cmd::check(path.as_deref(), &dir, &config).await
+        }
+        Command::Slo(SloCommand::Status(args)) => {
+            let dir = args
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.clone());
+            slo_cmd::status(&args, &dir, &config).await
         }
     }
 }

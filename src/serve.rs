@@ -10,8 +10,14 @@ use axum::http::header;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use std::sync::{Arc, RwLock};
+
 use loupe_collector::{Collector, CollectorConfig};
 use loupe_query::QueryEngine;
+use loupe_query::slo::config::SloConfig;
+use loupe_query::slo::definition::Slo;
+use loupe_query::slo::service::SloService;
+use loupe_query::slo::status::SloStatus;
 use tokio::net::TcpListener;
 
 use crate::auth::{self, Keys};
@@ -29,32 +35,113 @@ pub(crate) struct Server {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// The routes of one loupe process: ingest behind ingest keys, queries and `/metrics` behind
-/// query keys, `/healthz` open.
-pub(crate) fn app(collector: Collector, engine: QueryEngine, keys: Keys) -> Router {
+/// The routes of one loupe process: ingest behind ingest keys, queries, SLOs and `/metrics`
+/// behind query keys, `/healthz` open.
+pub(crate) fn app(
+    collector: Collector,
+    engine: QueryEngine,
+    keys: Keys,
+    slo: Option<SloFeed>,
+) -> Router {
     let metrics = Router::new()
         .route("/metrics", get(metrics))
-        .with_state(collector.clone());
+        .with_state(MetricsState {
+            collector: collector.clone(),
+            slo: slo.clone(),
+        });
     let ingest = loupe_collector::router(collector)
         .route_layer(from_fn_with_state(keys.clone(), auth::require_ingest));
-    let query = loupe_query::router(engine)
-        .merge(metrics)
-        .route_layer(from_fn_with_state(keys, auth::require_query));
+    let mut query = loupe_query::router(engine).merge(metrics);
+    if let Some(feed) = slo {
+        query = query.merge(loupe_query::slo::api::router(feed.service));
+    }
+    let query = query.route_layer(from_fn_with_state(keys, auth::require_query));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(ingest)
         .merge(query)
 }
 
-/// `GET /metrics`: Prometheus text exposition format, version 0.0.4.
-async fn metrics(State(collector): State<Collector>) -> impl IntoResponse {
+/// The SLOs a server watches and their latest statuses (refreshed in the background).
+#[derive(Clone)]
+pub(crate) struct SloFeed {
+    pub(crate) service: SloService,
+    pub(crate) latest: Arc<RwLock<Vec<SloStatus>>>,
+}
+
+#[derive(Clone)]
+struct MetricsState {
+    collector: Collector,
+    slo: Option<SloFeed>,
+}
+
+/// `GET /metrics`: Prometheus text exposition format, version 0.0.4: the collector's own
+/// metrics, and each SLO's as of its last refresh (see `loupe_query::slo::feed`).
+async fn metrics(State(state): State<MetricsState>) -> impl IntoResponse {
+    let mut body = state.collector.render_metrics();
+    if let Some(feed) = &state.slo {
+        let latest = feed.latest.read().expect("no writer panics holding it");
+        loupe_query::slo::feed::render_metrics(&latest, &mut body);
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        collector.render_metrics(),
+        body,
     )
+}
+
+/// Refreshes the SLO statuses every `interval` (the first at once) for `/metrics`, and
+/// pushes them to `remote_write` when set. One SLO that fails is logged and left out.
+fn spawn_slo_refresh(
+    feed: SloFeed,
+    interval: std::time::Duration,
+    remote_write: Option<String>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let mut fresh = Vec::new();
+            for (name, status) in feed.service.status_all(now.as_micros() as i64).await {
+                match status {
+                    Ok(s) => fresh.push(s),
+                    Err(e) => tracing::warn!(slo = %name, error = %e, "SLO status failed"),
+                }
+            }
+            if let Some(url) = &remote_write {
+                use loupe_query::slo::feed;
+                let body = feed::encode(&feed::write_request(&fresh, now.as_millis() as i64));
+                // The spec: retry 5xx and 429 with backoff, never other 4xx; a push that
+                // is still failing when the next is due gives way to it.
+                let mut backoff = std::time::Duration::from_millis(250);
+                loop {
+                    match feed::push(&client, url, body.clone()).await {
+                        Ok(()) => break,
+                        Err(e @ feed::PushError::Retryable { .. }) if backoff < interval / 2 => {
+                            tracing::warn!(error = %e, "remote write failed; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "remote write failed; dropped");
+                            break;
+                        }
+                    }
+                }
+            }
+            *feed.latest.write().expect("no writer panics holding it") = fresh;
+        }
+    })
 }
 
 impl Server {
@@ -66,12 +153,36 @@ impl Server {
         config: CollectorConfig,
         query: loupe_query::QueryConfig,
         keys: Keys,
+        slos: Option<(Vec<Slo>, SloConfig)>,
     ) -> anyhow::Result<Server> {
         let dir = data_dir.to_path_buf();
         let collector = tokio::task::spawn_blocking(move || Collector::open(&dir, config))
             .await?
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
         let engine = QueryEngine::with_config(collector.store().clone(), query)?;
+        let slo_feed = match slos {
+            Some((slos, config)) => {
+                let policy = config.policy().map_err(|p| {
+                    anyhow::anyhow!("invalid [slo] settings:\n  {}", p.join("\n  "))
+                })?;
+                let feed = SloFeed {
+                    service: SloService::new(
+                        engine.clone(),
+                        collector.store().clone(),
+                        slos,
+                        policy,
+                    ),
+                    latest: Arc::default(),
+                };
+                let task = spawn_slo_refresh(
+                    feed.clone(),
+                    std::time::Duration::from_secs(config.refresh_interval_secs),
+                    config.remote_write_url.clone(),
+                );
+                Some((feed, task))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(http)
             .await
             .with_context(|| format!("listening on {http}"))?;
@@ -98,7 +209,13 @@ impl Server {
         let telemetry = collector.spawn_self_telemetry(SELF_TELEMETRY_INTERVAL);
         let sampling = collector.spawn_background_sampling();
         let (shutdown, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = app(collector.clone(), engine, keys);
+        let app = app(
+            collector.clone(),
+            engine,
+            keys,
+            slo_feed.as_ref().map(|(f, _)| f.clone()),
+        );
+        let slo_task = slo_feed.map(|(_, t)| t);
         let c = collector.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -113,6 +230,9 @@ impl Server {
             compactor.abort();
             telemetry.abort();
             sampling.abort();
+            if let Some(t) = slo_task {
+                t.abort();
+            }
             if let Some(t) = pg_task {
                 t.abort();
             }

@@ -62,5 +62,13 @@ fn demo_runs_end_to_end_and_reports_its_incident() {
         stdout.contains("The planted cause is the top explanation."),
         "{stdout}"
     );
+    // the latency SLO pages on the spike: the 1h/5m rule's line says FIRES, and the demo
+    // names the burn rates that made it
+    let fast = stdout
+        .lines()
+        .find(|l| l.contains("burn > 14.4 over 1h and 5m"))
+        .unwrap_or_else(|| panic!("no fast-burn rule in the SLO status: {stdout}"));
+    assert!(fast.ends_with("FIRES"), "{fast}");
+    assert!(stdout.contains("the fast-burn page fires."), "{stdout}");
     assert!(stdout.contains("Done in"), "{stdout}");
 }

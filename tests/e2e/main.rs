@@ -15,5 +15,6 @@ mod postgres;
 mod query_limits;
 mod sampling;
 mod sdk;
+mod slo;
 mod support;
 mod telemetry;

@@ -89,6 +89,18 @@ pub async fn refresh(
     let name = DatasetName::new(&slo.dataset)?;
     let dir = store.dataset(&name);
     let path = dir.slo_buckets_path(&slo.name);
+    if !dir.catalog_dir().exists() {
+        // No event has reached the dataset yet: no data, which is not an error.
+        let empty = vec![BTreeMap::new(); slo.objectives.len()];
+        return Ok((
+            Buckets {
+                minutes: empty,
+                retired: vec![Tally::default(); slo.objectives.len()],
+                ..Buckets::default()
+            },
+            Refreshed::default(),
+        ));
+    }
     let weight = weight_expr(engine, &slo.dataset).await?;
     let definition = definition_key(slo, &weight);
     let objectives = slo.objectives.len();

@@ -11,10 +11,10 @@
 //! - [`report`]: the status as text and JSON; [`api`]: its HTTP routes.
 //! - [`service`]: the definitions a process watches, status on demand.
 
-pub mod buckets;
-pub mod config;
 pub mod api;
+pub mod buckets;
 pub mod budget;
+pub mod config;
 pub mod definition;
 pub mod duration;
 pub mod feed;
@@ -25,5 +25,7 @@ pub mod window;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_feed;
 #[cfg(test)]
 mod tests_status;

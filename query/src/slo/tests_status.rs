@@ -112,6 +112,18 @@ spec:
     )
 }
 
+/// Availability over a rolling day, counted by occurrences, at `target`.
+fn daily(dir: &std::path::Path, target: f64) -> SloService {
+    service(
+        dir,
+        &ratio_slo(
+            "{duration: 1d, isRolling: true}",
+            "Occurrences",
+            &format!("{{target: {target}}}"),
+        ),
+    )
+}
+
 fn close(a: Option<f64>, b: Option<f64>, what: &str) {
     match (a, b) {
         (Some(a), Some(b)) => assert!(
@@ -137,14 +149,7 @@ async fn occurrences_over_rolling_windows_match_the_raw_events() {
         if ts > now - 40 * MIN { 0.25 } else { 0.0005 }
     });
     store_requests(&store, &reqs, "a");
-    let svc = service(
-        dir.path(),
-        &ratio_slo(
-            "{duration: 1d, isRolling: true}",
-            "Occurrences",
-            "{target: 0.999}",
-        ),
-    );
+    let svc = daily(dir.path(), 0.999);
     let st = status(&svc, now).await;
     let o = &st.objectives[0];
     let end = (now / MIN) * MIN + MIN;
@@ -193,14 +198,7 @@ async fn buckets_follow_late_events_and_compaction_and_an_unchanged_store_costs_
     let now = T0 + 6 * HOUR + 5 * MIN;
     let mut reqs = requests(2, T0, now, 2.0, |_| 0.01);
     store_requests(&store, &reqs, "a");
-    let svc = service(
-        dir.path(),
-        &ratio_slo(
-            "{duration: 1d, isRolling: true}",
-            "Occurrences",
-            "{target: 0.99}",
-        ),
-    );
+    let svc = daily(dir.path(), 0.99);
     let (first, r) = svc.status_of(0, now, &[]).await.unwrap();
     assert_eq!((r.hours_counted, r.queries), (7, 1), "{r:?}");
     let (again, r) = svc.status_of(0, now, &[]).await.unwrap();
@@ -353,6 +351,24 @@ async fn quiet_services_report_wide_intervals_and_do_not_page_on_one_failure() {
     // the five minutes before now saw nothing: no data, not an error ratio of 0 or NaN
     let five = o.window(5 * MIN).unwrap();
     assert_eq!((five.error_ratio, five.burn), (None, None));
+}
+
+#[tokio::test]
+async fn a_dataset_without_events_yet_is_no_data_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = daily(dir.path(), 0.99);
+    let st = status(&svc, T0).await;
+    let o = &st.objectives[0];
+    assert_eq!(
+        (o.sli, o.budget_remaining, o.current_burn),
+        (None, None, None)
+    );
+    assert!(
+        o.windows
+            .iter()
+            .all(|w| w.error_ratio.is_none() && w.burn.is_none())
+    );
+    assert!(o.firing().is_empty());
 }
 
 #[tokio::test]
