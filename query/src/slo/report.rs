@@ -213,6 +213,21 @@ pub fn text(s: &SloStatus) -> String {
             _ => String::new(),
         };
         let _ = writeln!(out, "    budget remaining {remaining}{exhaustion}");
+        if let (Some(len), Budgeting::Timeslices | Budgeting::RatioTimeslices) =
+            (o.time_slice_us, s.method)
+        {
+            let rule = match (s.method, o.time_slice_target) {
+                (Budgeting::Timeslices, Some(t)) => {
+                    format!("bad slices (good share under {:.3}%)", t * 100.0)
+                }
+                _ => "one minus the mean of the slices' good shares".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "    error ratios are of {} slices: {rule}; slices without events do not count",
+                short_duration(len)
+            );
+        }
         let _ = writeln!(
             out,
             "    {:>7} {:>10} {:>9} {:>12} {:>23} {:>10} {:>9}",

@@ -314,7 +314,8 @@ impl Reader<'_> {
         };
         let mut out = Vec::new();
         while start < span.end_us {
-            let t = self.sum(minute_floor(start), start + len);
+            // the open slice counts up to the window's end, not past it
+            let t = self.sum(minute_floor(start), (start + len).min(span.end_us));
             out.push(t.error_ratio().map(|e| 1.0 - e));
             start += len;
         }
