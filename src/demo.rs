@@ -28,7 +28,7 @@ const INCIDENT_START_S: i64 = 40 * 60;
 const INCIDENT_END_S: i64 = 80 * 60;
 /// How much of the traffic the incident's cause matches: an incident big enough to page
 /// (a slowdown of a few percent of requests never burns 2% of a month's budget in an hour).
-const INCIDENT_SHARE: (f64, f64) = (0.12, 0.3);
+const INCIDENT_SHARE: (f64, f64) = (0.2, 0.35);
 const LATENCY_MULTIPLIER: f64 = 8.0;
 /// The demo dataset's sampling, as it would be written in `loupe.toml`: errors and slow requests
 /// are kept whole, the rest sampled per service and status toward 1 in 10 on average. The
