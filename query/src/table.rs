@@ -103,10 +103,14 @@ pub fn timestamp_bounds(filters: &[Expr]) -> (Option<i64>, Option<i64>) {
     for f in filters {
         collect_bounds(f, &mut bounds);
     }
+    // Timestamps are whole microseconds: `> v` is `>= v + 1`, `< v` is `<= v - 1` (so a
+    // query up to an hour's end does not reach into the next hour's partition).
     for (op, v) in bounds {
         match op {
-            Operator::Gt | Operator::GtEq => raise(v),
-            Operator::Lt | Operator::LtEq => lower(v),
+            Operator::GtEq => raise(v),
+            Operator::Gt => raise(v.saturating_add(1)),
+            Operator::LtEq => lower(v),
+            Operator::Lt => lower(v.saturating_sub(1)),
             Operator::Eq => {
                 raise(v);
                 lower(v);
@@ -185,6 +189,17 @@ pub fn partition_filters(filters: &[Expr]) -> Vec<Expr> {
                 .lt_eq(lit(d.clone()))
                 .and(col("date").lt(lit(d)).or(col("hour").lt_eq(lit(h)))),
         );
+    }
+    // DataFusion lists only the directories an equality names (ranges are applied after
+    // listing every partition): a window inside one day or one hour says so exactly.
+    if let (Some(lo), Some(hi)) = (lo, hi) {
+        let ((d1, h1), (d2, h2)) = (Partition::of(lo).values(), Partition::of(hi).values());
+        if d1 == d2 {
+            out.push(col("date").eq(lit(d1)));
+            if h1 == h2 {
+                out.push(col("hour").eq(lit(h1)));
+            }
+        }
     }
     out
 }

@@ -182,6 +182,18 @@ async fn timestamp_filters_prune_hour_partitions() {
     )
     .await;
     assert_eq!(r[0]["n"], 3);
+    // an hour up to its end (exclusive) does not open the next hour's partition
+    let next = ds
+        .partition_dir(&Partition::of(T0 + 4 * HOUR))
+        .join("poison.parquet");
+    std::fs::write(&next, b"not parquet").unwrap();
+    let r = rows(
+        &engine,
+        "SELECT h FROM api WHERE timestamp >= '2026-11-23T03:00:00Z' AND timestamp < '2026-11-23T04:00:00Z'",
+    )
+    .await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["h"], 3);
 }
 
 #[tokio::test]
