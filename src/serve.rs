@@ -112,9 +112,9 @@ fn spawn_slo_refresh(
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
             let mut fresh = Vec::new();
-            for (name, status) in feed.service.status_all(now.as_micros() as i64).await {
+            for (name, status) in feed.service.status_all(now.as_micros() as i64, &[]).await {
                 match status {
-                    Ok(s) => fresh.push(s),
+                    Ok((s, _)) => fresh.push(s),
                     Err(e) => tracing::warn!(slo = %name, error = %e, "SLO status failed"),
                 }
             }

@@ -96,16 +96,19 @@ pub(crate) async fn status(
     }
     let store = Store::new(data_dir);
     let svc = SloService::new(QueryEngine::new(store.clone()), store, slos, policy);
-    let indices: Vec<usize> = match &args.name {
-        Some(n) => vec![svc.find(n).with_context(|| format!("no SLO named {n:?}"))?],
-        None => (0..svc.slos().len()).collect(),
+    let statuses = match &args.name {
+        Some(n) => {
+            let i = svc.find(n).with_context(|| format!("no SLO named {n:?}"))?;
+            vec![(n.clone(), svc.status_of(i, now_us, &windows).await)]
+        }
+        // each dataset listed once for all its SLOs
+        None => svc.status_all(now_us, &windows).await,
     };
     let mut out = std::io::stdout().lock();
     let mut json = Vec::new();
     let mut failed = 0;
-    for i in indices {
-        let name = &svc.slos()[i].name;
-        match svc.status_of(i, now_us, &windows).await {
+    for (name, status) in statuses {
+        match status {
             Ok((s, _)) => match args.format {
                 OutliersFormat::Json => json.push(report::to_json(&s)),
                 OutliersFormat::Table => writeln!(out, "{}", report::text(&s))?,

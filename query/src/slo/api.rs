@@ -36,9 +36,9 @@ fn now_us() -> i64 {
 async fn all(State(slos): State<SloService>) -> Response {
     let mut ok = Vec::new();
     let mut failed = Vec::new();
-    for (name, status) in slos.status_all(now_us()).await {
+    for (name, status) in slos.status_all(now_us(), &[]).await {
         match status {
-            Ok(s) => ok.push(to_json(&s)),
+            Ok((s, _)) => ok.push(to_json(&s)),
             Err(e) => failed.push(json!({"name": name, "error": e.to_string()})),
         }
     }

@@ -30,7 +30,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
-use loupe_store::{DatasetName, Store};
+use loupe_store::{DatasetDir, DatasetName, Store};
 
 use super::budget::Tally;
 use super::definition::Slo;
@@ -77,6 +77,54 @@ pub fn definition_key(slo: &Slo, weight: &str) -> String {
     key
 }
 
+/// What a refresh needs to know of a dataset, read once for all the SLOs over it.
+#[derive(Debug, Clone)]
+pub struct DatasetView {
+    pub dir: DatasetDir,
+    /// Hour start (µs) -> fingerprint of its files; `None` while the dataset has no events.
+    pub hours: Option<BTreeMap<i64, u64>>,
+    /// The SQL weight of an event (see [`weight_expr`]).
+    pub weight: String,
+}
+
+impl DatasetView {
+    /// Lists the dataset's partitions and plans its weight column.
+    pub async fn read(engine: &QueryEngine, store: &Store, dataset: &str) -> Result<DatasetView> {
+        let dir = store.dataset(&DatasetName::new(dataset)?);
+        if !dir.catalog_dir().exists() {
+            // No event has reached the dataset yet: no data, which is not an error.
+            return Ok(DatasetView {
+                dir,
+                hours: None,
+                weight: String::new(),
+            });
+        }
+        let hours = dir
+            .partitions()?
+            .iter()
+            .map(|(p, files)| (p.start_us(), fingerprint(files)))
+            .collect();
+        Ok(DatasetView {
+            weight: weight_expr(engine, dataset).await?,
+            hours: Some(hours),
+            dir,
+        })
+    }
+}
+
+/// An SLO's buckets as last written, with the file's size and modification time then: a
+/// file that still has them need not be read again.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub buckets: Buckets,
+    stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+fn stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
 /// Brings `slo`'s buckets up to date with the dataset's partitions as they are now and
 /// returns them, keeping the minutes from `now_us - keep_us` on.
 pub async fn refresh(
@@ -86,68 +134,81 @@ pub async fn refresh(
     now_us: i64,
     keep_us: i64,
 ) -> Result<(Buckets, Refreshed)> {
-    let name = DatasetName::new(&slo.dataset)?;
-    let dir = store.dataset(&name);
-    let path = dir.slo_buckets_path(&slo.name);
-    if !dir.catalog_dir().exists() {
-        // No event has reached the dataset yet: no data, which is not an error.
-        let empty = vec![BTreeMap::new(); slo.objectives.len()];
-        return Ok((
-            Buckets {
-                minutes: empty,
-                retired: vec![Tally::default(); slo.objectives.len()],
-                ..Buckets::default()
-            },
-            Refreshed::default(),
-        ));
-    }
-    let weight = weight_expr(engine, &slo.dataset).await?;
-    let definition = definition_key(slo, &weight);
+    let view = DatasetView::read(engine, store, &slo.dataset).await?;
+    let mut cache = None;
+    let stats = refresh_in(engine, &view, slo, &mut cache, now_us, keep_us).await?;
+    let buckets = cache.map(|c| c.buckets).unwrap_or_default();
+    Ok((buckets, stats))
+}
+
+/// [`refresh`] against a view of the dataset read once for several SLOs, with the buckets
+/// kept in `cache` between calls (read from the file only when it is not the one cached).
+pub async fn refresh_in(
+    engine: &QueryEngine,
+    view: &DatasetView,
+    slo: &Slo,
+    cache: &mut Option<Cached>,
+    now_us: i64,
+    keep_us: i64,
+) -> Result<Refreshed> {
     let objectives = slo.objectives.len();
-    let mut b = match load(&path) {
-        Ok(Some(b)) if b.definition == definition && b.minutes.len() == objectives => b,
-        Ok(_) => Buckets::default(),
-        Err(e) => {
-            tracing::warn!(path = %path.display(), error = %e, "SLO buckets unreadable; counting again");
-            Buckets::default()
-        }
+    let fresh = |definition: String| Buckets {
+        definition,
+        minutes: vec![BTreeMap::new(); objectives],
+        hours: BTreeMap::new(),
+        retired: vec![Tally::default(); objectives],
     };
-    if b.definition != definition {
-        b = Buckets {
-            definition,
-            minutes: vec![BTreeMap::new(); objectives],
-            hours: BTreeMap::new(),
-            retired: vec![Tally::default(); objectives],
-        };
+    let Some(listing) = &view.hours else {
+        *cache = Some(Cached {
+            buckets: fresh(String::new()),
+            stamp: None,
+        });
+        return Ok(Refreshed::default());
+    };
+    let path = view.dir.slo_buckets_path(&slo.name);
+    let definition = definition_key(slo, &view.weight);
+    let on_disk = stamp(&path);
+    let mut b = match cache.take() {
+        Some(c) if on_disk.is_some() && c.stamp == on_disk => c.buckets,
+        _ => match load(&path) {
+            Ok(Some(b)) => b,
+            Ok(None) => fresh(definition.clone()),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "SLO buckets unreadable; counting again");
+                fresh(definition.clone())
+            }
+        },
+    };
+    if b.definition != definition || b.minutes.len() != objectives {
+        b = fresh(definition);
     }
     let horizon = (now_us - keep_us).div_euclid(HOUR_US) * HOUR_US;
     let mut stats = Refreshed::default();
 
-    // Drop what is past the horizon, keeping its sums.
+    // Drop what is past the horizon, keeping its sums (`split_off` moves what it keeps, so
+    // only when there is something to drop: an hour in sixty).
     for (m, retired) in b.minutes.iter_mut().zip(b.retired.iter_mut()) {
-        let kept = m.split_off(&horizon);
-        stats.minutes_retired += m.len();
-        *retired = m.values().fold(*retired, |a, t| a.plus(t));
-        *m = kept;
+        if m.first_key_value().is_some_and(|(t, _)| *t < horizon) {
+            let kept = m.split_off(&horizon);
+            stats.minutes_retired += m.len();
+            *retired = m.values().fold(*retired, |a, t| a.plus(t));
+            *m = kept;
+        }
     }
-    b.hours = b.hours.split_off(&horizon);
+    if b.hours.first_key_value().is_some_and(|(h, _)| *h < horizon) {
+        b.hours = b.hours.split_off(&horizon);
+    }
 
     // The hours whose files are not the ones counted.
-    let listing = dir.partitions()?;
-    let now: BTreeMap<i64, u64> = listing
-        .iter()
-        .map(|(p, files)| (p.start_us(), fingerprint(files)))
-        .filter(|(h, _)| *h >= horizon)
-        .collect();
+    let now = listing.range(horizon..);
     let mut changed: BTreeSet<i64> = now
-        .iter()
         .filter(|(h, fp)| b.hours.get(h) != Some(fp))
         .map(|(h, _)| *h)
         .collect();
-    changed.extend(b.hours.keys().filter(|h| !now.contains_key(h)));
+    changed.extend(b.hours.keys().filter(|h| !listing.contains_key(h)));
 
     for (from, to) in runs(&changed) {
-        let counted = count(engine, slo, &weight, from, to).await?;
+        let counted = count(engine, slo, &view.weight, from, to).await?;
         for (m, fresh) in b.minutes.iter_mut().zip(counted) {
             let mut tail = m.split_off(&from);
             let after = tail.split_off(&to);
@@ -158,15 +219,22 @@ pub async fn refresh(
     }
     stats.hours_counted = changed.len();
     for h in &changed {
-        match now.get(h) {
+        match listing.get(h) {
             Some(fp) => b.hours.insert(*h, *fp),
             None => b.hours.remove(h),
         };
     }
-    if !changed.is_empty() || stats.minutes_retired > 0 || !path.exists() {
+    let written = if !changed.is_empty() || stats.minutes_retired > 0 || on_disk.is_none() {
         save(&path, &b)?;
-    }
-    Ok((b, stats))
+        stamp(&path)
+    } else {
+        on_disk
+    };
+    *cache = Some(Cached {
+        buckets: b,
+        stamp: written,
+    });
+    Ok(stats)
 }
 
 /// The weight of an event: its `sample_rate`, or 1 where it has none (or the dataset never

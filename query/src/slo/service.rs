@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use loupe_store::Store;
 
-use super::buckets::{self, Refreshed};
+use super::buckets::{self, Cached, DatasetView, Refreshed};
 use super::budget::Policy;
 use super::definition::{Slo, Window};
 use super::status::{self, SloStatus, StatusOptions};
@@ -21,19 +21,20 @@ pub struct SloService {
     store: Store,
     policy: Policy,
     slos: Arc<Vec<Slo>>,
-    /// One refresh of an SLO's buckets at a time (they share one file).
-    locks: Arc<Vec<tokio::sync::Mutex<()>>>,
+    /// Each SLO's buckets as last refreshed; the lock makes one refresh at a time (they
+    /// share one file).
+    cache: Arc<Vec<tokio::sync::Mutex<Option<Cached>>>>,
 }
 
 impl SloService {
     pub fn new(engine: QueryEngine, store: Store, slos: Vec<Slo>, policy: Policy) -> Self {
-        let locks = slos.iter().map(|_| tokio::sync::Mutex::new(())).collect();
+        let cache = slos.iter().map(|_| tokio::sync::Mutex::new(None)).collect();
         SloService {
             engine,
             store,
             policy,
             slos: Arc::new(slos),
-            locks: Arc::new(locks),
+            cache: Arc::new(cache),
         }
     }
 
@@ -74,6 +75,18 @@ impl SloService {
         extra_windows: &[i64],
     ) -> Result<(SloStatus, Refreshed)> {
         let slo = &self.slos[index];
+        let view = DatasetView::read(&self.engine, &self.store, &slo.dataset).await?;
+        self.status_in(index, &view, now_us, extra_windows).await
+    }
+
+    async fn status_in(
+        &self,
+        index: usize,
+        view: &DatasetView,
+        now_us: i64,
+        extra_windows: &[i64],
+    ) -> Result<(SloStatus, Refreshed)> {
+        let slo = &self.slos[index];
         let keep = self.keep_us(slo);
         if let Some(w) = extra_windows.iter().find(|w| **w > keep || **w < MINUTE_US) {
             return Err(Error::Query(format!(
@@ -83,10 +96,10 @@ impl SloService {
                 keep / DAY_US
             )));
         }
-        let (b, refreshed) = {
-            let _one_at_a_time = self.locks[index].lock().await;
-            buckets::refresh(&self.engine, &self.store, slo, now_us, keep).await?
-        };
+        let mut cached = self.cache[index].lock().await;
+        let refreshed =
+            buckets::refresh_in(&self.engine, view, slo, &mut cached, now_us, keep).await?;
+        let b = &cached.as_ref().expect("a refresh leaves buckets").buckets;
         let opts = StatusOptions {
             now_us,
             policy: self.policy.clone(),
@@ -122,14 +135,31 @@ impl SloService {
     }
 
     /// Every SLO's status; one SLO that fails (a predicate over a field the dataset lacks)
-    /// does not hide the others.
-    pub async fn status_all(&self, now_us: i64) -> Vec<(String, Result<SloStatus>)> {
+    /// does not hide the others. Each dataset is listed once for all its SLOs.
+    pub async fn status_all(
+        &self,
+        now_us: i64,
+        extra_windows: &[i64],
+    ) -> Vec<(String, Result<(SloStatus, Refreshed)>)> {
+        let mut views: std::collections::HashMap<&str, DatasetView> = Default::default();
         let mut out = Vec::with_capacity(self.slos.len());
         for (i, slo) in self.slos.iter().enumerate() {
-            out.push((
-                slo.name.clone(),
-                self.status_of(i, now_us, &[]).await.map(|(s, _)| s),
-            ));
+            let dataset = slo.dataset.as_str();
+            if !views.contains_key(dataset) {
+                match DatasetView::read(&self.engine, &self.store, dataset).await {
+                    Ok(v) => {
+                        views.insert(dataset, v);
+                    }
+                    Err(e) => {
+                        out.push((slo.name.clone(), Err(e)));
+                        continue;
+                    }
+                }
+            }
+            let status = self
+                .status_in(i, &views[dataset], now_us, extra_windows)
+                .await;
+            out.push((slo.name.clone(), status));
         }
         out
     }

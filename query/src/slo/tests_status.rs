@@ -205,12 +205,18 @@ async fn buckets_follow_late_events_and_compaction_and_an_unchanged_store_costs_
     assert_eq!((r.hours_counted, r.queries), (0, 0), "{r:?}");
     assert_eq!(first, again);
 
-    // late events into an old hour: that hour alone is counted again
+    // late events into an old hour: that hour alone is counted again, by another process
+    // sharing the directory (`loupe slo status` beside a server)
     let late = requests(3, T0 + 2 * HOUR, T0 + 3 * HOUR, 1.0, |_| 0.5);
     store_requests(&store, &late, "late");
     reqs.extend(&late);
-    let (st, r) = svc.status_of(0, now, &[]).await.unwrap();
+    let other = daily(dir.path(), 0.99);
+    let (theirs, r) = other.status_of(0, now, &[]).await.unwrap();
     assert_eq!((r.hours_counted, r.queries), (1, 1), "{r:?}");
+    // ... and this one sees their file is not the one it holds, and reads it
+    let (st, r) = svc.status_of(0, now, &[]).await.unwrap();
+    assert_eq!((r.hours_counted, r.queries), (0, 0), "{r:?}");
+    assert_eq!(st, theirs);
     let end = (now / MIN) * MIN + MIN;
     let six = st.objectives[0].window(6 * HOUR).unwrap();
     close(
@@ -407,4 +413,46 @@ spec:
     let e = truth(&reqs, end - 7 * DAY, end, |r| r.ms <= 300.0);
     close(o.sli, e.map(|e| 1.0 - e), "latency SLI");
     assert!(o.sli.unwrap() > 0.5 && o.sli.unwrap() < 1.0);
+}
+
+#[tokio::test]
+async fn minutes_past_the_horizon_leave_the_file_but_not_the_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let reqs = requests(7, T0, T0 + 6 * HOUR, 2.0, |_| 0.05);
+    store_requests(&store, &reqs, "a");
+    let svc = daily(dir.path(), 0.99);
+    let (before, r) = svc.status_of(0, T0 + 6 * HOUR, &[]).await.unwrap();
+    assert_eq!(r.minutes_retired, 0);
+    // a day of period and three of policy kept, and a day more: at 4 days and 3 hours, the
+    // first three hours are past the horizon
+    let later = T0 + 4 * DAY + 3 * HOUR;
+    let (after, r) = svc.status_of(0, later, &[]).await.unwrap();
+    let early = reqs.iter().filter(|r| r.ts < T0 + 3 * HOUR).count();
+    let early_minutes: std::collections::BTreeSet<i64> = reqs
+        .iter()
+        .filter(|r| r.ts < T0 + 3 * HOUR)
+        .map(|r| r.ts / MIN)
+        .collect();
+    assert_eq!(r.minutes_retired, early_minutes.len(), "{r:?}");
+    assert!(early > 0);
+    let (b, a) = (&before.objectives[0], &after.objectives[0]);
+    assert_eq!(a.cumulative.total_rows, b.cumulative.total_rows);
+    assert!((a.cumulative.total - b.cumulative.total).abs() < 1e-6);
+    // and the file holds only what is kept: a new process reads the same counters
+    let (fresh, r) = daily(dir.path(), 0.99)
+        .status_of(0, later, &[])
+        .await
+        .unwrap();
+    assert_eq!(r.hours_counted, 0);
+    assert_eq!(fresh.objectives[0].cumulative, a.cumulative);
+    let file = super::buckets::load(
+        &store
+            .dataset(&DatasetName::new("api").unwrap())
+            .slo_buckets_path("api-availability"),
+    )
+    .unwrap()
+    .unwrap();
+    assert!(file.minutes[0].keys().all(|t| *t >= T0 + 3 * HOUR));
+    assert_eq!(file.retired[0].total_rows, early as u64);
 }
