@@ -448,13 +448,18 @@ impl QueryEngine {
                     value: e.value.clone(),
                 })
                 .collect();
-            let single: Vec<_> = strongest.iter().map(|e| e.assessment).collect();
+            // Each candidate's `[selection, baseline]` cells: the parts a conjunction is
+            // tested against, and what an implication is told by.
+            let cells: Vec<[Cell; 2]> = strongest
+                .iter()
+                .map(|e| [e.selection, e.baseline])
+                .collect();
             let field_bins = bins;
             let combos = self
                 .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
                 .await?;
             let (ranked, combos_tested) = combos.rank(
-                &single,
+                &cells,
                 &names,
                 counts.selection,
                 counts.baseline,
@@ -464,11 +469,6 @@ impl QueryEngine {
             tested += combos_tested;
             // A value implied by a stronger one (a host's zone) is folded into it, and so is
             // a conjunction of a value with what it implies (which is the value alone).
-            let cells: Vec<[Cell; 2]> = explanations
-                .iter()
-                .take(combos::MAX_CANDIDATES)
-                .map(|e| [e.selection, e.baseline])
-                .collect();
             let implications = combos.implications(&cells);
             let redundant = |c: &Combination| {
                 implications.iter().any(|&(x, y)| {

@@ -135,52 +135,82 @@ impl Combos {
     }
 
     /// The conjunctions that add to their parts, best first, and how many conjunctions were
-    /// eligible (tested). `single` is each term's assessment alone, `names` the fields' names.
+    /// eligible (tested). `single` is each term's `[selection, baseline]` cells alone (as for
+    /// [`Combos::implications`]), `names` the fields' names.
     ///
-    /// A conjunction adds to its parts when its lower bound beats the risk ratio (the point
-    /// estimate, not just the bound) of each term and, for a triple, of each of its pairs:
-    /// with 95% confidence it picks out events more often selected than any part does.
-    /// Comparing bound with bound would let a refinement through on noise: adding a common
-    /// or unrelated value to the cause (`db.count = 1`, `tls.version = 'TLSv1.2'`) keeps
-    /// the cause's ratio give or take chance, and the reader is shown the cause plus noise.
-    /// A true conjunction beats its diluted parts by far.
+    /// A conjunction is reported when it is eligible and significant itself (lower bound of
+    /// its risk ratio over 1) and it adds to each of its parts: each term and, for a triple,
+    /// each of its pairs. That is MacroBase's minimality, loosely: a longer explanation is
+    /// shown only when every term in it earns its place. Whether it does is a conditional
+    /// question: among the events matching the part, are those that also match the rest of
+    /// the conjunction selected more often than those that do not? The conjunction's cells
+    /// assessed against the part's cells as the totals give exactly that conditional risk
+    /// ratio, with its interval on design-effective counts (as every ratio here), and its
+    /// lower bound must be over 1 for every part.
     ///
-    /// Conjunctions that differ in one term and count the same events on both sides (a
-    /// term swapped for one equivalent to it, `container.image` for `service.version`) are
-    /// one explanation: the first keeps the other's term as implied.
+    /// - The cause plus a common or unrelated value (`db.count = 1`, `tls.version =
+    ///   'TLSv1.2'`, a decoy that rides along): within the cause, the value does not change
+    ///   the risk of being selected, the bound is under 1 and the refinement is dropped. The
+    ///   reader is not shown the cause plus noise.
+    /// - A true conjunction whose terms are each strong alone (a kernel that mostly runs one
+    ///   runtime, only the two together slow): within the kernel, the runtime's events are
+    ///   selected far more often than the others'. Comparing the conjunction's ratio with its
+    ///   parts' instead (its lower bound against their point estimates) would drop it, since
+    ///   a part that covers most of the selection already has most of the conjunction's ratio.
+    /// - A part whose events all match the conjunction on both sides (a term that implies the
+    ///   other, or a swap) leaves nothing to compare with: that is no evidence of adding, and
+    ///   the conjunction is not reported (the part alone says it all).
+    ///
+    /// Ranked by the conjunction's own lower bound. Conjunctions that differ in one term and
+    /// count the same events on both sides (a term swapped for one equivalent to it,
+    /// `container.image` for `service.version`) are one explanation: the first keeps the
+    /// other's term as implied.
     pub fn rank(
         &self,
-        single: &[Assessment],
+        single: &[[Cell; 2]],
         names: &[String],
         selection: Cell,
         baseline: Cell,
         t: &Thresholds,
     ) -> (Vec<Combination>, usize) {
-        let assess = |[sel, base]: [Cell; 2]| stats::assess(sel, base, selection, baseline, t);
-        let pairs: HashMap<(u8, u8), Assessment> =
-            self.pairs.iter().map(|(&k, &c)| (k, assess(c))).collect();
+        // Within `part`'s events, does matching the whole of `cells`' conjunction raise the
+        // risk of being selected? Not when no event of the part is outside it.
+        let adds_to = |[sel, base]: [Cell; 2], [part_sel, part_base]: [Cell; 2]| {
+            let rest = (part_sel.minus(&sel), part_base.minus(&base));
+            if rest.0.rows == 0 && rest.1.rows == 0 {
+                return false;
+            }
+            stats::assess(sel, base, part_sel, part_base, t).lower > 1.0
+        };
         let mut tested = 0;
         let mut out: Vec<Combination> = Vec::new();
-        let entries = pairs.iter().map(|(&(a, b), &x)| (vec![a, b], x)).chain(
-            self.triples
-                .iter()
-                .map(|(&(a, b, c), &cells)| (vec![a, b, c], assess(cells))),
-        );
-        for (idx, assessment) in entries {
+        let entries = self
+            .pairs
+            .iter()
+            .map(|(&(a, b), &cells)| (vec![a, b], cells))
+            .chain(
+                self.triples
+                    .iter()
+                    .map(|(&(a, b, c), &cells)| (vec![a, b, c], cells)),
+            );
+        for (idx, cells) in entries {
+            let [sel, base] = cells;
+            let assessment = stats::assess(sel, base, selection, baseline, t);
             tested += usize::from(assessment.eligible);
-            let mut parts: Vec<&Assessment> = idx.iter().map(|&i| &single[i as usize]).collect();
-            if let [a, b, c] = idx[..] {
-                parts.extend([(a, b), (a, c), (b, c)].iter().filter_map(|k| pairs.get(k)));
-            }
-            let adds = parts.iter().all(|p| assessment.lower > p.risk_ratio);
-            if !(assessment.eligible && assessment.lower > 1.0 && adds) {
+            if !(assessment.eligible && assessment.lower > 1.0) {
                 continue;
             }
-            let cells = match idx[..] {
-                [a, b] => self.pairs[&(a, b)],
-                [a, b, c] => self.triples[&(a, b, c)],
-                _ => unreachable!("pairs and triples only"),
-            };
+            let mut parts: Vec<[Cell; 2]> = idx.iter().map(|&i| single[i as usize]).collect();
+            if let [a, b, c] = idx[..] {
+                parts.extend(
+                    [(a, b), (a, c), (b, c)]
+                        .iter()
+                        .filter_map(|k| self.pairs.get(k).copied()),
+                );
+            }
+            if !parts.iter().all(|&p| adds_to(cells, p)) {
+                continue;
+            }
             out.push(Combination {
                 terms: idx
                     .iter()
@@ -230,4 +260,82 @@ fn fold_swaps(ranked: Vec<Combination>) -> Vec<Combination> {
         }
     }
     kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cells(sel: u64, base: u64) -> [Cell; 2] {
+        [Cell::uniform(sel, 1.0), Cell::uniform(base, 1.0)]
+    }
+
+    #[test]
+    fn a_conjunction_is_reported_when_it_adds_to_each_part_within_that_part() {
+        // 1,000 selected and 9,000 other events. Kernel X and runtime Y each cover 95% of the
+        // selection and mostly go together; the pair X, Y covers 93%. Zone Z is X under
+        // another name (the same events); D (`db.count = 1`) is on 80% of every group.
+        let (x, y, d, z) = (0u8, 1u8, 2u8, 3u8);
+        let names: Vec<String> = ["os.kernel", "runtime.version", "db.count", "zone"]
+            .map(String::from)
+            .to_vec();
+        let term = |field: usize, v: &str| Term {
+            field,
+            value: Value::Str(v.into()),
+        };
+        let mut combos = Combos::new(vec![term(0, "X"), term(1, "Y"), term(2, "1"), term(3, "Z")]);
+        let single = [
+            cells(950, 1800),
+            cells(945, 1800),
+            cells(800, 7200),
+            cells(950, 1800),
+        ];
+        let xy = cells(930, 1000);
+        let (xd, yd, xyd) = (cells(760, 1440), cells(756, 1440), cells(744, 800));
+        for (k, c) in [
+            ((x, y), xy),
+            ((x, d), xd),
+            ((y, d), yd),
+            ((x, z), single[0]),
+        ] {
+            combos.pairs.insert(k, c);
+        }
+        // Z swaps for X term for term.
+        combos.pairs.insert((y, z), xy);
+        combos.pairs.insert((d, z), xd);
+        for (k, c) in [
+            ((x, y, d), xyd),
+            ((x, y, z), xy),
+            ((x, d, z), xd),
+            ((y, d, z), xyd),
+        ] {
+            combos.triples.insert(k, c);
+        }
+        let t = Thresholds::default();
+        let (selection, baseline) = (Cell::uniform(1_000, 1.0), Cell::uniform(9_000, 1.0));
+        let (ranked, tested) = combos.rank(&single, &names, selection, baseline, &t);
+        assert_eq!(tested, 10);
+        // Only X, Y: D changes nothing within X, Y or X and Y (the pairs and the triple with
+        // it are dropped); X with Z has nothing outside it within X; Y with Z is X, Y again.
+        let [only] = ranked.as_slice() else {
+            panic!("{ranked:#?}")
+        };
+        let named = |i: u8| {
+            let t = &combos.terms[i as usize];
+            (names[t.field].clone(), t.value.clone())
+        };
+        assert_eq!(only.terms, [named(x), named(y)], "{only:#?}");
+        assert_eq!(only.implies, [named(z)], "{only:#?}");
+        // Which "its bound beats each part's ratio" would have dropped: X alone is nearly
+        // as strong.
+        let x_alone = stats::assess(single[0][0], single[0][1], selection, baseline, &t);
+        assert!(
+            only.assessment.lower < x_alone.risk_ratio,
+            "{only:?} {x_alone:?}"
+        );
+        assert!(
+            only.assessment.lower > x_alone.lower,
+            "{only:?} {x_alone:?}"
+        );
+    }
 }

@@ -585,3 +585,95 @@ async fn values_always_selected_are_named_when_their_field_does_not_restate_it()
         report.ranked(5)
     );
 }
+
+#[tokio::test]
+async fn a_conjunction_of_two_strong_values_is_found_above_each_of_them() {
+    // Kernel 6.8 runs 35% of requests, 7 in 10 of them on runtime go1.22, which is on 35% of
+    // requests too (7 in 10 on 6.8). Only requests with both (1 in 4) are 3x slower: each
+    // value alone covers nearly all the selection and a quarter of the baseline, and has a
+    // large ratio of its own, not far under the pair's. Besides, 1 in 500 requests is slow
+    // whatever its fields, and `db.count = 1` is on 80% of requests and unrelated.
+    let (px, py_x) = (0.35, 0.7);
+    let py_not_x = px * (1.0 - py_x) / (1.0 - px);
+    let (_dir, engine, _) = sampled(20_000, 23, |s, _| {
+        let x = lcg(s) < px;
+        let y = lcg(s) < if x { py_x } else { py_not_x };
+        let ms = if x && y {
+            latency(s) * 3.0
+        } else if lcg(s) < 0.002 {
+            800.0
+        } else {
+            40.0 * (lcg(s) * 2.0).exp()
+        };
+        let kernel = if x {
+            "6.8".to_owned()
+        } else {
+            format!("6.{}", (lcg(s) * 6.0) as usize)
+        };
+        let runtime = if y {
+            "go1.22".to_owned()
+        } else {
+            format!("go1.21.{}", (lcg(s) * 6.0) as usize)
+        };
+        let e = Event::new()
+            .with("os.kernel", kernel)
+            .with("runtime.version", runtime)
+            .with("db.count", if lcg(s) < 0.8 { 1 } else { 2 });
+        (e, ms, x && y)
+    });
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let summary: Vec<String> = report
+        .ranked(10)
+        .iter()
+        .map(|f| {
+            let a = &f.assessment;
+            format!(
+                "{}: {:.1} [{:.1}, {:.1}], {:.3} of the selection, {:.3} of the baseline",
+                report.finding_text(&f.terms),
+                a.risk_ratio,
+                a.lower,
+                a.upper,
+                a.support,
+                a.baseline_share
+            )
+        })
+        .collect();
+    let kernel = ("os.kernel".to_owned(), "6.8".to_owned());
+    let runtime = ("runtime.version".to_owned(), "go1.22".to_owned());
+    let cause = [kernel.clone(), runtime.clone()];
+    // The pair is reported, and first: above either of its values.
+    assert_eq!(report.rank_of(&cause, 10), Some(1), "{summary:#?}");
+    let pair = &report.combinations[0];
+    for (field, value) in &cause {
+        let single = report
+            .explanations
+            .iter()
+            .find(|e| &e.field == field && e.value == Value::Str(value.clone()))
+            .unwrap_or_else(|| panic!("{field} = {value} alone: {summary:#?}"));
+        // Each value alone is a strong explanation of nearly all the selection.
+        let a = &single.assessment;
+        assert!(a.support > 0.9 && a.baseline_share > 0.2, "{summary:#?}");
+        assert!(a.lower > 50.0, "{summary:#?}");
+        assert!(pair.assessment.lower > a.lower, "{summary:#?}");
+    }
+    // The case this is about: the pair's bound does not beat the stronger value's own ratio,
+    // so "the bound beats each part's ratio" would not report it.
+    let strongest = report
+        .explanations
+        .iter()
+        .map(|e| e.assessment.risk_ratio)
+        .fold(0.0, f64::max);
+    assert!(pair.assessment.lower < strongest, "{summary:#?}");
+    // The unrelated common value refines neither the pair nor either of its values.
+    assert!(
+        report
+            .combinations
+            .iter()
+            .all(|c| c.terms.iter().all(|(f, _)| f != "db.count")),
+        "{:#?}",
+        report.combinations
+    );
+}
