@@ -207,6 +207,16 @@ pub async fn refresh_in(
         .collect();
     changed.extend(b.hours.keys().filter(|h| !listing.contains_key(h)));
 
+    // An hour whose files are gone (deleted, retention) leaves the buckets, but its sums
+    // stay in the counters, as minutes past the horizon do.
+    for h in changed.iter().filter(|h| !listing.contains_key(h)) {
+        for (m, retired) in b.minutes.iter_mut().zip(b.retired.iter_mut()) {
+            let mut gone = m.split_off(h);
+            let after = gone.split_off(&(h + HOUR_US));
+            *retired = gone.values().fold(*retired, |a, t| a.plus(t));
+            m.extend(after);
+        }
+    }
     for (from, to) in runs(&changed) {
         let counted = count(engine, slo, &view.weight, from, to).await?;
         for (m, fresh) in b.minutes.iter_mut().zip(counted) {
@@ -466,6 +476,12 @@ pub fn load(path: &std::path::Path) -> Result<Option<Buckets>> {
         Err(e) => return Err(to_execution(format!("{}: {e}", path.display()))),
     };
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(to_execution)?;
+    if builder.schema().fields() != schema().fields() {
+        return Err(to_execution(format!(
+            "{}: not a bucket file of this version",
+            path.display()
+        )));
+    }
     let meta: BTreeMap<String, String> = builder
         .metadata()
         .file_metadata()

@@ -81,6 +81,11 @@ impl Shorthand {
             "Y" => Unit::Year,
             _ => return Err(bad()),
         };
+        // Ten years is longer than any SLO period or window; past it the arithmetic in
+        // microseconds would overflow.
+        if i64::from(count) * unit.seconds() > 10 * 366 * 86_400 {
+            return Err(format!("{s:?}: longer than ten years"));
+        }
         Ok(Shorthand { count, unit })
     }
 
@@ -158,7 +163,18 @@ mod tests {
     #[test]
     fn bad_shorthands_are_refused_with_the_text() {
         for bad in [
-            "", "5", "1h30m", "5s", "0d", "-1d", "d", "1.5h", "5 m", "5D",
+            "",
+            "5",
+            "1h30m",
+            "5s",
+            "0d",
+            "-1d",
+            "d",
+            "1.5h",
+            "5 m",
+            "5D",
+            "213503983d",
+            "11Y",
         ] {
             let err = Shorthand::parse(bad, false).unwrap_err();
             assert!(err.contains(&format!("{:?}", bad.trim())), "{bad}: {err}");

@@ -13,7 +13,9 @@
 //! - `RatioTimeslices`: the error ratio is one minus the mean of the slices' good ratios.
 //! - A slice without events is "no data": it is neither good nor bad and does not count. A
 //!   window whose slices are all empty has no error ratio (and no burn rate).
-//! - A window takes the slices that start inside it, the current (still open) slice too.
+//! - A window takes the slices that overlap it, each clipped to the window: the first may
+//!   have begun before the window, the last (the open one) ends with it. So a 5-minute
+//!   window over 1-hour slices judges the part of the current slice it holds.
 //!
 //! Everything is summed from the buckets each time, so the numbers are exactly the sums of
 //! the materialised minutes; a test recomputes them from raw events.
@@ -298,26 +300,22 @@ impl Reader<'_> {
         }
     }
 
-    /// The good ratio of each slice that starts in `span` (`None`: no events).
+    /// The good ratio of each slice that overlaps `span`, clipped to it (`None`: no events):
+    /// a window shorter than a slice still sees the slice it is in.
     fn slice_ratios(&self, span: Span) -> Vec<Option<f64>> {
         let len = self
             .objective
             .time_slice_window
             .map_or(MINUTE_US, |w| w.micros())
             .max(MINUTE_US);
-        // the first slice boundary at or after the span's start
-        let offset = (span.start_us - self.slice_origin).rem_euclid(len);
-        let mut start = if offset == 0 {
-            span.start_us
-        } else {
-            span.start_us + (len - offset)
-        };
         let mut out = Vec::new();
+        let mut start = span.start_us;
         while start < span.end_us {
-            // the open slice counts up to the window's end, not past it
-            let t = self.sum(minute_floor(start), (start + len).min(span.end_us));
+            // the next slice boundary after `start`
+            let next = start + (len - (start - self.slice_origin).rem_euclid(len));
+            let t = self.sum(minute_floor(start), next.min(span.end_us));
             out.push(t.error_ratio().map(|e| 1.0 - e));
-            start += len;
+            start = next;
         }
         out
     }

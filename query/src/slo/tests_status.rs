@@ -2,7 +2,7 @@
 //! shares nothing with the engine but the definitions (windows end with the current minute).
 
 use loupe_event::Event;
-use loupe_store::{DatasetName, Store};
+use loupe_store::{DatasetName, Partition, Store};
 
 use super::definition::parse;
 use super::service::SloService;
@@ -455,4 +455,40 @@ async fn minutes_past_the_horizon_leave_the_file_but_not_the_counters() {
     .unwrap();
     assert!(file.minutes[0].keys().all(|t| *t >= T0 + 3 * HOUR));
     assert_eq!(file.retired[0].total_rows, early as u64);
+}
+
+#[tokio::test]
+async fn a_window_shorter_than_a_slice_judges_the_slice_it_is_in_and_deleted_hours_keep_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let now = T0 + 3 * HOUR + 40 * MIN;
+    let reqs = requests(8, T0, now, 3.0, |_| 0.3);
+    store_requests(&store, &reqs, "a");
+    let svc = service(
+        dir.path(),
+        &ratio_slo(
+            "{duration: 1d, isRolling: true}",
+            "Timeslices",
+            "{target: 0.95, timeSliceTarget: 0.99, timeSliceWindow: 1h}",
+        ),
+    );
+    let (st, _) = svc.status_of(0, now, &[]).await.unwrap();
+    let o = &st.objectives[0];
+    // 40 minutes into an hour slice, the 5-minute window holds 5 minutes of it: one bad slice
+    let five = o.window(5 * MIN).unwrap();
+    assert_eq!(five.slices.unwrap().bad, 1, "{five:?}");
+    assert_eq!(five.error_ratio, Some(1.0));
+    assert!(o.alerts[0].fires, "{:?}", o.alerts[0]);
+    // an hour deleted (retention) leaves the buckets, not the counters
+    let before = o.cumulative;
+    let ds = store.dataset(&DatasetName::new("api").unwrap());
+    std::fs::remove_dir_all(ds.partition_dir(&loupe_store::Partition::of(T0 + HOUR))).unwrap();
+    let (st, r) = svc.status_of(0, now, &[]).await.unwrap();
+    assert_eq!(r.hours_counted, 1, "{r:?}");
+    assert_eq!(st.objectives[0].cumulative.total_rows, before.total_rows);
+    let two = st.objectives[0].window(6 * HOUR).unwrap();
+    let kept = reqs
+        .iter()
+        .filter(|r| Partition::of(r.ts) != Partition::of(T0 + HOUR));
+    assert_eq!(two.tally.total_rows, kept.count() as u64);
 }

@@ -88,18 +88,19 @@ fn calendar_start(
         None => start.checked_add_signed(TimeDelta::microseconds(length.micros() * k)),
     }
     .unwrap_or(start);
-    to_utc(local, zone)
+    // buckets are whole minutes: a start time with seconds counts from its minute
+    minute_floor(to_utc(local, zone))
 }
 
 /// A wall-clock time in `zone` as µs since the epoch.
 fn to_utc(local: NaiveDateTime, zone: chrono_tz::Tz) -> i64 {
     let mut t = local;
-    // a daylight-saving gap is at most a few hours wide
-    for _ in 0..8 {
+    // the first valid minute after a daylight-saving gap (a few hours wide at most)
+    for _ in 0..(6 * 60) {
         if let Some(dt) = zone.from_local_datetime(&t).earliest() {
             return dt.timestamp_micros();
         }
-        t += TimeDelta::minutes(30);
+        t += TimeDelta::minutes(1);
     }
     local.and_utc().timestamp_micros()
 }
@@ -162,10 +163,10 @@ mod tests {
         assert_eq!(p.start_us, utc("2026-03-08T05:00:00Z"));
         assert_eq!(p.end_us, utc("2026-03-09T04:00:00Z"));
         assert_eq!(p.len_us(), 23 * 3_600_000_000);
-        // a start inside the gap (02:30 does not exist that day) moves past it
+        // a start inside the gap (02:15 does not exist that day) moves to its end, 03:00
         let gap = NaiveDate::from_ymd_opt(2026, 3, 8)
             .unwrap()
-            .and_hms_opt(2, 30, 0)
+            .and_hms_opt(2, 15, 0)
             .unwrap();
         assert_eq!(
             to_utc(gap, "America/New_York".parse().unwrap()),
