@@ -111,11 +111,23 @@ fn spawn_slo_refresh(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
+            // In a task of its own, so a panic in one refresh is logged and the next runs
+            // (otherwise /metrics would serve the last statuses forever).
+            let service = feed.service.clone();
+            let at = now.as_micros() as i64;
+            let pass = tokio::spawn(async move { service.status_all(at, &[]).await });
             let mut fresh = Vec::new();
-            for (name, status) in feed.service.status_all(now.as_micros() as i64, &[]).await {
-                match status {
-                    Ok((s, _)) => fresh.push(s),
-                    Err(e) => tracing::warn!(slo = %name, error = %e, "SLO status failed"),
+            match pass.await {
+                Ok(statuses) => {
+                    for (name, status) in statuses {
+                        match status {
+                            Ok((s, _)) => fresh.push(s),
+                            Err(e) => tracing::warn!(slo = %name, error = %e, "SLO status failed"),
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the SLO refresh failed; trying again at the next")
                 }
             }
             if let Some(url) = &remote_write {
