@@ -54,7 +54,7 @@ use loupe_sampling::{DatasetSampler, SamplingConfig};
 use loupe_store::{Catalog, DatasetName, Store, compact, fsutil};
 
 mod common;
-use common::{Res, env_usize, target_dir, write_files};
+use common::{Res, SAMPLING, env_usize, target_dir, write_files};
 #[path = "query_speed/outliers.rs"]
 mod outliers;
 
@@ -62,21 +62,6 @@ const DATASET: &str = "api";
 const FILE_ROWS: usize = 50_000;
 /// Bump when the recipe changes, so stale data is rebuilt.
 const RECIPE: &str = "query-speed v1: seed 42, 4000/s, keep errors and >500ms, else 1/4";
-
-const SAMPLING: &str = r#"
-sampler = "fixed"
-rate = 4
-
-[[rules]]
-name = "errors"
-when = "error = true"
-action = "keep"
-
-[[rules]]
-name = "slow"
-when = "duration_ms > 500"
-action = "keep"
-"#;
 
 struct Query {
     name: &'static str,

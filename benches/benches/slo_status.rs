@@ -66,7 +66,7 @@ use loupe_sampling::{DatasetSampler, SamplingConfig};
 use loupe_store::{Catalog, DatasetDir, DatasetName, Partition, Store, fsutil};
 
 mod common;
-use common::{Res, env_usize, target_dir, write_files};
+use common::{Res, SAMPLING, env_usize, target_dir, write_files};
 #[path = "slo_status/baseline.rs"]
 mod baseline;
 #[path = "slo_status/definitions.rs"]
@@ -89,21 +89,6 @@ const TARGET: Duration = Duration::from_millis(500);
 /// Bump when the recipe changes, so stale data is rebuilt.
 const RECIPE: &str = "slo-status v1: seed 42, keep errors and >500ms, else 1/4, checkout fails \
                       30% in the last 45 min, one file per hour";
-
-const SAMPLING: &str = r#"
-sampler = "fixed"
-rate = 4
-
-[[rules]]
-name = "errors"
-when = "error = true"
-action = "keep"
-
-[[rules]]
-name = "slow"
-when = "duration_ms > 500"
-action = "keep"
-"#;
 
 /// What the data is: its knobs, and where it ends.
 struct Recipe {

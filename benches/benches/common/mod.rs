@@ -10,6 +10,24 @@ use std::path::{Path, PathBuf};
 use loupe_event::ValidEvent;
 use loupe_store::{Catalog, DatasetDir, Partition, events_to_batch, fsutil};
 
+/// The sampling a collector applies to the harnesses' stores (loupe-sampling's config): errors
+/// and requests over 500 ms kept, the rest 1 in 4, so `sample_rate` varies (1 or 4) and
+/// weighted answers differ from unweighted ones.
+pub(crate) const SAMPLING: &str = r#"
+sampler = "fixed"
+rate = 4
+
+[[rules]]
+name = "errors"
+when = "error = true"
+action = "keep"
+
+[[rules]]
+name = "slow"
+when = "duration_ms > 500"
+action = "keep"
+"#;
+
 /// A harness's error plumbing: any error, printed.
 pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
