@@ -330,13 +330,10 @@ async fn count(
     to_us: i64,
 ) -> Result<Vec<BTreeMap<i64, Tally>>> {
     let sql = count_sql(slo, weight, from_us, to_us);
-    let out = engine.sql(&sql, usize::MAX).await.map_err(|e| match e {
-        Error::Query(msg) => Error::Query(format!(
-            "SLO {:?}: its predicates do not run over dataset {:?}: {msg}",
-            slo.name, slo.dataset
-        )),
-        other => other,
-    })?;
+    let out = engine
+        .sql(&sql, usize::MAX)
+        .await
+        .map_err(|e| predicate_error(slo, e))?;
     let mut minutes = vec![BTreeMap::new(); slo.objectives.len()];
     for batch in &out.batches {
         let minute = ints(batch.column(0))?;
@@ -363,6 +360,34 @@ async fn count(
         }
     }
     Ok(minutes)
+}
+
+/// A query error of an SLO's counting query, naming the SLO, with DataFusion's list of
+/// valid fields cut to its first ten (a wide dataset's list runs to pages).
+pub(crate) fn predicate_error(slo: &Slo, e: Error) -> Error {
+    const MARK: &str = "Valid fields are ";
+    match e {
+        Error::Query(msg) => {
+            let msg = match msg.split_once(MARK) {
+                Some((head, fields)) => {
+                    let all: Vec<&str> = fields.trim_end_matches('.').split(", ").collect();
+                    let shown = all.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+                    let more = all.len().saturating_sub(10);
+                    if more > 0 {
+                        format!("{head}{MARK}{shown}, and {more} more.")
+                    } else {
+                        format!("{head}{MARK}{shown}.")
+                    }
+                }
+                None => msg,
+            };
+            Error::Query(format!(
+                "SLO {:?}: its predicates do not run over dataset {:?}: {msg}",
+                slo.name, slo.dataset
+            ))
+        }
+        other => other,
+    }
 }
 
 fn floats(a: &ArrayRef) -> Result<Float64Array> {

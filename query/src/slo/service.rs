@@ -123,6 +123,7 @@ impl SloService {
                     .describe(&buckets::count_sql(slo, &weight, 0, MINUTE_US))
                     .await
                     .map(|_| ())
+                    .map_err(|e| buckets::predicate_error(slo, e))
             };
             out.push((slo.name.clone(), planned.await));
         }

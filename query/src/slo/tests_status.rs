@@ -492,3 +492,34 @@ async fn a_window_shorter_than_a_slice_judges_the_slice_it_is_in_and_deleted_hou
         .filter(|r| Partition::of(r.ts) != Partition::of(T0 + HOUR));
     assert_eq!(two.tally.total_rows, kept.count() as u64);
 }
+
+#[tokio::test]
+async fn a_predicate_over_a_missing_field_is_named_briefly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    store_requests(&store, &requests(9, T0, T0 + HOUR, 1.0, |_| 0.0), "a");
+    // a wide dataset: DataFusion lists every field it has in the error
+    let wide = (0..60).fold(Event::new(), |e, i| {
+        e.with(format!("a.rather.long.field.name.{i}").as_str(), i)
+    });
+    write(&store, "api", vec![ev(T0 + 1, wide)], "wide");
+    let yaml = ratio_slo(
+        "{duration: 1d, isRolling: true}",
+        "Occurrences",
+        "{target: 0.99}",
+    )
+    .replace("\\\"http.status_code\\\" < 500", "no_such_field < 500");
+    let svc = service(dir.path(), &yaml);
+    for err in [
+        svc.status_of(0, T0 + HOUR, &[])
+            .await
+            .unwrap_err()
+            .to_string(),
+        svc.check().await.remove(0).1.unwrap_err().to_string(),
+    ] {
+        assert!(err.contains("SLO \"api-availability\""), "{err}");
+        assert!(err.contains("no_such_field"), "{err}");
+        assert!(err.contains("more."), "{err}");
+        assert!(err.len() < 900, "{} bytes: {err}", err.len());
+    }
+}
