@@ -54,7 +54,7 @@ use loupe_sampling::{DatasetSampler, SamplingConfig};
 use loupe_store::{Catalog, DatasetName, Store, compact, fsutil};
 
 mod common;
-use common::{Res, SAMPLING, env_usize, target_dir, write_files};
+use common::{Res, SAMPLING, env_usize, mark_complete, reuse_data, target_dir, write_files};
 #[path = "query_speed/outliers.rs"]
 mod outliers;
 
@@ -147,14 +147,10 @@ fn queries() -> Vec<Query> {
 
 /// Builds the data directory unless a complete one with the same recipe is there.
 fn data(root: &Path, events: usize) -> Res<()> {
-    let marker = root.join("COMPLETE");
     let recipe = format!("{RECIPE}; events {events}");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(recipe.as_str()) {
-        eprintln!("data: reusing {}", root.display());
+    if reuse_data(root, &recipe)? {
         return Ok(());
     }
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(root)?;
     let start = Instant::now();
     let store = Store::new(root);
     let ds = store.dataset(&DatasetName::new(DATASET)?);
@@ -226,7 +222,7 @@ fn data(root: &Path, events: usize) -> Res<()> {
             );
         }
     }
-    std::fs::write(&marker, recipe)?;
+    mark_complete(root, &recipe)?;
     eprintln!(
         "data: {events} events ({generated} generated) in {:.0} s",
         start.elapsed().as_secs_f64()

@@ -66,7 +66,7 @@ use loupe_sampling::{DatasetSampler, SamplingConfig};
 use loupe_store::{Catalog, DatasetDir, DatasetName, Partition, Store, fsutil};
 
 mod common;
-use common::{Res, SAMPLING, env_usize, target_dir, write_files};
+use common::{Res, SAMPLING, env_usize, mark_complete, reuse_data, target_dir, write_files};
 #[path = "slo_status/baseline.rs"]
 mod baseline;
 #[path = "slo_status/definitions.rs"]
@@ -163,14 +163,10 @@ fn sampler() -> Res<DatasetSampler> {
 
 /// Builds the data directory unless a complete one with the same recipe is there.
 fn data(root: &Path, recipe: &Recipe) -> Res<()> {
-    let marker = root.join("COMPLETE");
     let text = recipe.text();
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(text.as_str()) {
-        eprintln!("data: reusing {}", root.display());
+    if reuse_data(root, &text)? {
         return Ok(());
     }
-    let _ = std::fs::remove_dir_all(root);
-    std::fs::create_dir_all(root)?;
     let start = Instant::now();
     let store = Store::new(root);
     let ds = store.dataset(&DatasetName::new(DATASET)?);
@@ -212,7 +208,7 @@ fn data(root: &Path, recipe: &Recipe) -> Res<()> {
         files += 1;
     }
     catalog.save_if_changed(&ds.catalog_dir())?;
-    std::fs::write(&marker, text)?;
+    mark_complete(root, &text)?;
     eprintln!(
         "data: {kept} events ({generated} generated) in {files} hour files, {:.0} s",
         start.elapsed().as_secs_f64()

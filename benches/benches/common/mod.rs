@@ -28,6 +28,24 @@ when = "duration_ms > 500"
 action = "keep"
 "#;
 
+/// Whether `root` holds a complete data directory built by `recipe` (its `COMPLETE` marker
+/// says so). If not, `root` is emptied for a new build, which [`mark_complete`] seals.
+pub(crate) fn reuse_data(root: &Path, recipe: &str) -> Res<bool> {
+    let marker = root.join("COMPLETE");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(recipe) {
+        eprintln!("data: reusing {}", root.display());
+        return Ok(true);
+    }
+    let _ = std::fs::remove_dir_all(root);
+    std::fs::create_dir_all(root)?;
+    Ok(false)
+}
+
+/// Marks `root` as completely built by `recipe` (see [`reuse_data`]).
+pub(crate) fn mark_complete(root: &Path, recipe: &str) -> Res<()> {
+    Ok(std::fs::write(root.join("COMPLETE"), recipe)?)
+}
+
 /// A harness's error plumbing: any error, printed.
 pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
