@@ -6,6 +6,7 @@
 //! cargo bench -p loupe-bench --bench outliers_quality
 //! DETAIL=1 cargo bench -p loupe-bench --bench outliers_quality      # a row per scenario
 //! SCENARIOS=12 CEILING=0 cargo bench -p loupe-bench --bench outliers_quality   # a short trial
+//! ONLY=20-39 WHY=1 cargo bench -p loupe-bench --bench outliers_quality   # 2-term causes, misses explained
 //! ```
 //!
 //! **Scenarios** (seeded, deterministic): 3 cause sizes (one field, a 2- and a 3-field
@@ -106,6 +107,27 @@ fn scenarios() -> Vec<Scenario> {
             }
         }
     }
+    all
+}
+
+/// The scenarios to run: the first `SCENARIOS` of them, or those `ONLY` names (`20-39`,
+/// `3,7,41`), to look into one kind of cause without running all.
+fn chosen() -> Vec<Scenario> {
+    let mut all = scenarios();
+    all.truncate(env_usize("SCENARIOS", all.len()));
+    let Ok(only) = std::env::var("ONLY") else {
+        return all;
+    };
+    let wanted = |id: usize| {
+        only.split(',').any(|part| match part.split_once('-') {
+            Some((a, b)) => {
+                a.trim().parse().is_ok_and(|a: usize| a <= id)
+                    && b.trim().parse().is_ok_and(|b: usize| id <= b)
+            }
+            None => part.trim().parse() == Ok(id),
+        })
+    };
+    all.retain(|s| wanted(s.id));
     all
 }
 
@@ -319,10 +341,49 @@ fn request_for(effect: Effect) -> OutliersRequest {
     r
 }
 
-async fn scenarios_run(detail: bool, ceiling: bool) -> Res<[Score; 3]> {
+/// For a scenario the weighted analysis did not rank first: its top five, with their
+/// evidence, and where the cause's terms stand alone, to stderr.
+fn explain_miss(report: &Report, cause: &[(String, String)]) {
+    for (i, f) in report.ranked(5).iter().enumerate() {
+        let a = &f.assessment;
+        eprintln!(
+            "    {}. {}  rr {:.2} [{:.2}, {:.2}] support {:.4} rows {}+{}",
+            i + 1,
+            report.finding_text(&f.terms),
+            a.risk_ratio,
+            a.lower,
+            a.upper,
+            a.support,
+            f.selection.rows,
+            f.baseline.rows
+        );
+    }
+    for (field, value) in cause {
+        let single = report.explanations.iter().position(|e| {
+            e.field == *field
+                && (report.value_text(field, &e.value) == *value
+                    || report.value_text(field, &e.value) == format!("'{value}'"))
+        });
+        let note = match single {
+            Some(k) => {
+                let a = &report.explanations[k].assessment;
+                format!(
+                    "single #{} rr {:.2} lower {:.2} support {:.4}",
+                    k + 1,
+                    a.risk_ratio,
+                    a.lower,
+                    a.support
+                )
+            }
+            None => "not an explanation alone".to_owned(),
+        };
+        eprintln!("    term {field} = {value}: {note}");
+    }
+}
+
+async fn scenarios_run(detail: bool, ceiling: bool, why: bool) -> Res<[Score; 3]> {
     let mut scores: [Score; 3] = Default::default();
-    let mut all = scenarios();
-    all.truncate(env_usize("SCENARIOS", all.len()));
+    let all = chosen();
     if detail {
         println!(
             "| # | cause | share | effect | events | stored | weighted | unweighted | ceiling | top weighted explanation |"
@@ -348,6 +409,9 @@ async fn scenarios_run(detail: bool, ceiling: bool) -> Res<[Score; 3]> {
                 score.ranks.push(ranks[i]);
                 score.seconds += run.seconds[i];
             }
+        }
+        if why && ranks[0] != Some(1) {
+            explain_miss(&run.weighted, &cause);
         }
         let top = run
             .weighted
@@ -403,11 +467,12 @@ fn main() -> Res<()> {
         .enable_all()
         .build()?;
     let started = Instant::now();
-    println!("outliers_quality: 2 cores, 24 GiB; {} scenarios", {
-        let all = scenarios().len();
-        env_usize("SCENARIOS", all).min(all)
-    });
-    let scores = runtime.block_on(scenarios_run(detail, ceiling))?;
+    println!(
+        "outliers_quality: 2 cores, 24 GiB; {} scenarios",
+        chosen().len()
+    );
+    let why = env_usize("WHY", 0) == 1;
+    let scores = runtime.block_on(scenarios_run(detail, ceiling, why))?;
     println!();
     println!("| variant | scenarios | Hit@1 | Hit@5 | MRR | analysis s (sum) |");
     println!("|---|---|---|---|---|---|");
@@ -473,7 +538,7 @@ fn main() -> Res<()> {
 
 /// Weighted Hit@1 by support band and by effect, to show where misses are.
 fn breakdown(weighted: &Score) {
-    let all = scenarios();
+    let all = chosen();
     let mut rows: Vec<(String, Vec<Option<usize>>)> = Vec::new();
     for band in BANDS {
         let ranks = all

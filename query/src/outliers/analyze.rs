@@ -8,6 +8,7 @@ use datafusion::common::DFSchema;
 
 use super::combos::{self, Combination, Combos, Term};
 use super::counts::{self, Bins, Counts};
+use super::order;
 use super::rank::{self, Explanation};
 use super::stats::{self, Cell, Thresholds};
 use super::view::{self, FieldView};
@@ -85,11 +86,16 @@ pub struct Finding {
     /// Values a single term implies, or terms a conjunction's are interchangeable with,
     /// folded into it.
     pub implies: Vec<(String, counts::Value)>,
+    /// What the answer is ranked by (see [`Explanation::score`]).
+    pub score: f64,
+    /// Other conjunctions that match exactly the same events.
+    pub same_events: Vec<Vec<(String, counts::Value)>>,
 }
 
 impl Report {
     /// Single values and conjunctions in one list, best first (by the lower bound of the risk
-    /// ratio, as each list is ranked), at most `top` of them.
+    /// ratio, a finding explained by another just after it: see [`super::order`]), at most
+    /// `top` of them.
     pub fn ranked(&self, top: usize) -> Vec<Finding> {
         let singles = self.explanations.iter().map(|e| Finding {
             terms: vec![(e.field.clone(), e.value.clone())],
@@ -97,6 +103,8 @@ impl Report {
             baseline: e.baseline,
             assessment: e.assessment,
             implies: e.implies.clone(),
+            score: e.score,
+            same_events: e.same_events.clone(),
         });
         let combos = self.combinations.iter().map(|c| Finding {
             terms: c.terms.clone(),
@@ -104,17 +112,20 @@ impl Report {
             baseline: c.baseline,
             assessment: c.assessment,
             implies: c.implies.clone(),
+            score: c.score,
+            same_events: c.same_events.clone(),
         });
         let mut all: Vec<Finding> = singles.chain(combos).collect();
         // Stable: among equal bounds, singles (listed first) before conjunctions.
-        all.sort_by(|a, b| b.assessment.lower.total_cmp(&a.assessment.lower));
+        all.sort_by(|a, b| b.score.total_cmp(&a.score));
         all.truncate(top);
         all
     }
 
     /// Where (1-based, within the first `top`) the report names exactly `terms`, given as
     /// `(field, value)` with the value as its plain text (`6.8`, `true`, `42`, a bin's range):
-    /// the same terms, directly or through the values a single term implies. For a UI that
+    /// the same terms, directly, through the values a single term implies, or as another
+    /// name for exactly the finding's events (`same_events`). For a UI that
     /// highlights a known suspect, and for scoring the engine against planted causes.
     pub fn rank_of(&self, terms: &[(String, String)], top: usize) -> Option<usize> {
         let plain = |field: &str, v: &counts::Value| match v {
@@ -123,16 +134,19 @@ impl Report {
             counts::Value::Int(i) => i.to_string(),
             other => self.value_text(field, other),
         };
-        let names = |f: &Finding| {
-            f.terms.len() == terms.len() && {
-                let named: Vec<(String, String)> = f
-                    .terms
+        let names_in = |these: &[(String, counts::Value)], implies: &[(String, counts::Value)]| {
+            these.len() == terms.len() && {
+                let named: Vec<(String, String)> = these
                     .iter()
-                    .chain(&f.implies)
+                    .chain(implies)
                     .map(|(field, v)| (field.clone(), plain(field, v)))
                     .collect();
                 terms.iter().all(|t| named.contains(t))
             }
+        };
+        // The finding's own terms, or another name for exactly its events.
+        let names = |f: &Finding| {
+            names_in(&f.terms, &f.implies) || f.same_events.iter().any(|s| names_in(s, &[]))
         };
         self.ranked(top).iter().position(names).map(|i| i + 1)
     }
@@ -221,6 +235,15 @@ impl Report {
             })
         };
         let term = |f: &str, v: &counts::Value| json!({"field": f, "value": self.describe(f, v)});
+        let same_events = |sets: &[Vec<(String, counts::Value)>]| -> serde_json::Value {
+            sets.iter()
+                .map(|s| {
+                    s.iter()
+                        .map(|(f, v)| term(f, v))
+                        .collect::<serde_json::Value>()
+                })
+                .collect()
+        };
         json!({
             "selection": cell(&self.selection),
             "baseline": cell(&self.baseline),
@@ -240,12 +263,14 @@ impl Report {
                 let mut j = stats(&e.assessment, &e.selection, &e.baseline);
                 j["terms"] = json!([term(&e.field, &e.value)]);
                 j["implies"] = e.implies.iter().map(|(f, v)| term(f, v)).collect();
+                j["same_events"] = same_events(&e.same_events);
                 j
             }).collect::<Vec<_>>(),
             "combinations": self.combinations.iter().map(|c| {
                 let mut j = stats(&c.assessment, &c.selection, &c.baseline);
                 j["terms"] = c.terms.iter().map(|(f, v)| term(f, v)).collect();
                 j["implies"] = c.implies.iter().map(|(f, v)| term(f, v)).collect();
+                j["same_events"] = same_events(&c.same_events);
                 j
             }).collect::<Vec<_>>(),
             "by_field": self.by_field.iter().map(|v| {
@@ -436,49 +461,61 @@ impl QueryEngine {
         });
         let by_field = view::by_field(&counts, &explanations);
 
-        // Pairs and triples among the strongest singles, in a second scan.
-        let strongest: Vec<&Explanation> =
-            explanations.iter().take(combos::MAX_CANDIDATES).collect();
+        // Pairs and triples of the candidates, in a second scan.
+        let left_out = |f: &str, v: &counts::Value| {
+            restating.iter().any(|r| r == f)
+                || always_selected.iter().any(|(af, av, _)| af == f && av == v)
+        };
+        let candidates =
+            rank::combination_candidates(&counts, &q.thresholds, left_out, combos::MAX_CANDIDATES);
         let mut combinations = Vec::new();
-        if strongest.len() >= 2 {
-            let terms: Vec<Term> = strongest
+        // `(a, b)`: every event with value `a` has value `b` (a pod its host's zone).
+        let mut implied_terms: Vec<(order::Term, order::Term)> = Vec::new();
+        if candidates.len() >= 2 {
+            let terms: Vec<Term> = candidates
                 .iter()
-                .map(|e| Term {
-                    field: names.iter().position(|n| *n == e.field).unwrap_or(0),
-                    value: e.value.clone(),
+                .map(|(field, value, _)| Term {
+                    field: *field,
+                    value: value.clone(),
                 })
                 .collect();
             // Each candidate's `[selection, baseline]` cells: the parts a conjunction is
             // tested against, and what an implication is told by.
-            let cells: Vec<[Cell; 2]> = strongest
-                .iter()
-                .map(|e| [e.selection, e.baseline])
-                .collect();
+            let cells: Vec<[Cell; 2]> = candidates.iter().map(|(.., c)| *c).collect();
             let field_bins = bins;
             let combos = self
                 .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
                 .await?;
-            let (ranked, combos_tested) = combos.rank(
+            let found = combos.rank(
                 &cells,
                 &names,
                 counts.selection,
                 counts.baseline,
                 &q.thresholds,
             );
-            combinations = ranked;
-            tested += combos_tested;
-            // A value implied by a stronger one (a host's zone) is folded into it, and so is
-            // a conjunction of a value with what it implies (which is the value alone).
-            let implications = combos.implications(&cells);
-            let redundant = |c: &Combination| {
-                implications.iter().any(|&(x, y)| {
-                    let term =
-                        |i: usize| (explanations[i].field.clone(), explanations[i].value.clone());
-                    c.terms.contains(&term(x)) && c.terms.contains(&term(y))
-                })
+            combinations = found.combinations;
+            tested += found.tested;
+            let term = |c: usize| {
+                let (field, value, _) = &candidates[c];
+                (names[*field].clone(), value.clone())
             };
-            combinations.retain(|c| !redundant(c));
-            combinations.truncate(q.top);
+            implied_terms = found
+                .implications
+                .iter()
+                .map(|&(x, y)| (term(x), term(y)))
+                .collect();
+            // A value implied by a stronger one (a host's zone) is folded into it.
+            let position = |c: usize| {
+                let (field, value, _) = &candidates[c];
+                explanations
+                    .iter()
+                    .position(|e| e.field == names[*field] && e.value == *value)
+            };
+            let implications: Vec<(usize, usize)> = found
+                .implications
+                .iter()
+                .filter_map(|&(x, y)| Some((position(x)?, position(y)?)))
+                .collect();
             rank::fold_implied(&mut explanations, &implications);
         }
         // Held to the false discovery rate over every candidate tried, singles and
@@ -491,7 +528,46 @@ impl QueryEngine {
         let cutoff = stats::fdr_cutoff(p_values, tested, q.thresholds.false_discovery_rate);
         explanations.retain(|e| e.assessment.p_value <= cutoff);
         combinations.retain(|c| c.assessment.p_value <= cutoff);
+        rank::fold_same_events(&mut explanations, &mut combinations);
+        // Where findings nest, the one that explains the other first.
+        let single_terms: Vec<[order::Term; 1]> = explanations
+            .iter()
+            .map(|e| [(e.field.clone(), e.value.clone())])
+            .collect();
+        let items: Vec<order::Item<'_>> = explanations
+            .iter()
+            .zip(&single_terms)
+            .map(|(e, terms)| order::Item {
+                terms,
+                implies: &e.implies,
+                cells: [e.selection, e.baseline],
+                lower: e.assessment.lower,
+            })
+            .chain(combinations.iter().map(|c| order::Item {
+                terms: &c.terms,
+                implies: &c.implies,
+                cells: [c.selection, c.baseline],
+                lower: c.assessment.lower,
+            }))
+            .collect();
+        let keys = order::keys(
+            &items,
+            |a, b| implied_terms.iter().any(|(x, y)| x == a && y == b),
+            counts.selection,
+            counts.baseline,
+            &q.thresholds,
+        );
+        let (single_keys, combo_keys) = keys.split_at(explanations.len());
+        for (e, k) in explanations.iter_mut().zip(single_keys) {
+            e.score = *k;
+        }
+        for (c, k) in combinations.iter_mut().zip(combo_keys) {
+            c.score = *k;
+        }
+        explanations.sort_by(|a, b| b.score.total_cmp(&a.score));
+        combinations.sort_by(|a, b| b.score.total_cmp(&a.score));
         explanations.truncate(q.top);
+        combinations.truncate(q.top);
         Ok(Report {
             selection: counts.selection,
             baseline: counts.baseline,

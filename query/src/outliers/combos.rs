@@ -1,12 +1,18 @@
-//! Conjunctions of two and three field values, among the strongest single-field candidates
-//! (Apriori's pruning, as MacroBase uses it: a conjunction's support is at most its weakest
-//! term's, so only values that are eligible alone can form an eligible conjunction).
+//! Conjunctions of two and three field values (Apriori's pruning, as MacroBase uses it: a
+//! conjunction's support is at most its weakest term's, so only values seen often enough in
+//! the selection can form an eligible conjunction).
 //!
-//! A second pass over the same `(selected, weight, fields...)` batches finds, for every row,
-//! which candidates it matches (at most one per field), and counts every pair and triple of
-//! them on the row's side. Rows match few candidates, so this is a handful of additions per
-//! row. A conjunction is reported only when it adds to its parts (see [`Combos::rank`]):
-//! otherwise its terms explain the selection and the conjunction adds nothing.
+//! The candidates are many (up to [`MAX_CANDIDATES`]): not only the values that are
+//! explanations alone but values that are barely over-represented, since a term of a true
+//! conjunction can be diluted alone (a service version slow only on one kernel is, over all
+//! kernels, nearly as fast as the others). A second pass over the same
+//! `(selected, weight, fields...)` batches finds, for every row, the set of candidates it
+//! matches (at most one per field) as a bitmask, and counts the rows of each distinct set on
+//! each side. Every conjunction's cells are then sums over the sets that contain it: pairs for
+//! all candidates, triples for those that extend the strongest pairs (level-wise, as Apriori
+//! goes), without another pass. A conjunction is reported only when it adds to its parts (see
+//! [`Combos::rank`]): otherwise its terms explain the selection and the conjunction adds
+//! nothing.
 
 use std::collections::HashMap;
 
@@ -20,8 +26,13 @@ use super::counts::{Bins, Value};
 use super::stats::{self, Assessment, Cell, Thresholds};
 use super::values::{self, ValueRef};
 
-/// Most candidates combined (pairs grow as the square, triples as the cube).
-pub const MAX_CANDIDATES: usize = 24;
+/// Most candidates combined: the bits of a row's set.
+pub const MAX_CANDIDATES: usize = 128;
+/// The strongest pairs extended to triples.
+pub const TRIPLE_SEEDS: usize = 96;
+
+/// A set of candidates, one bit each.
+type Set = u128;
 
 /// One candidate term: the field's position among the counted fields, and the value.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,14 +51,29 @@ pub struct Combination {
     pub assessment: Assessment,
     /// Terms interchangeable with one of `terms` here (they count the same events).
     pub implies: Vec<(String, Value)>,
+    /// What the answer is ranked by (see [`super::rank::Explanation::score`]).
+    pub score: f64,
+    /// Other conjunctions that match exactly the same events, folded into this one.
+    pub same_events: Vec<Vec<(String, Value)>>,
 }
 
-/// The counts of every pair and triple of `terms`.
+/// What [`Combos::rank`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Ranked {
+    /// The conjunctions that add to their parts, best first.
+    pub combinations: Vec<Combination>,
+    /// How many conjunctions were eligible (tested), for the false discovery rate.
+    pub tested: usize,
+    /// Pairs `(x, y)` of candidate indexes where every event with `x` also has `y`, on both
+    /// sides (the pair's cells are `x`'s own).
+    pub implications: Vec<(usize, usize)>,
+}
+
+/// The rows of every distinct set of matched candidates, on each side.
 #[derive(Debug, Clone, Default)]
 pub struct Combos {
     pub terms: Vec<Term>,
-    pairs: HashMap<(u8, u8), [Cell; 2]>,
-    triples: HashMap<(u8, u8, u8), [Cell; 2]>,
+    sets: HashMap<Set, [Cell; 2]>,
 }
 
 impl Combos {
@@ -55,7 +81,7 @@ impl Combos {
         terms.truncate(MAX_CANDIDATES);
         Combos {
             terms,
-            ..Combos::default()
+            sets: HashMap::new(),
         }
     }
 
@@ -67,29 +93,30 @@ impl Combos {
         let weights = cast(batch.column(1), &DataType::Float64)?;
         let weights = weights.as_primitive::<Float64Type>();
         // Per row, the candidates it matches (at most one per field).
-        let mut matched: Vec<Vec<u8>> = vec![Vec::new(); n];
+        let mut matched: Vec<Set> = vec![0; n];
         let mut fields: Vec<usize> = self.terms.iter().map(|t| t.field).collect();
         fields.sort_unstable();
         fields.dedup();
         for f in fields {
-            let mine: Vec<(u8, &Value)> = self
+            let mine: Vec<(Set, &Value)> = self
                 .terms
                 .iter()
                 .enumerate()
                 .filter(|(_, t)| t.field == f)
-                .map(|(i, t)| (i as u8, &t.value))
+                .map(|(i, t)| (1 << i, &t.value))
                 .collect();
             // Strings by `&str`, so no value is copied to be compared.
             let of = |v: ValueRef<'_>| {
                 mine.iter()
                     .find(|(_, w)| w.as_value_ref() == v)
-                    .map(|(i, _)| *i)
+                    .map_or(0, |(bit, _)| *bit)
             };
             let bins = bins.get(f).and_then(Option::as_ref);
-            values::for_each(batch.column(f + 2), bins, |i, v| matched[i].extend(of(v)))?;
+            values::for_each(batch.column(f + 2), bins, |i, v| matched[i] |= of(v))?;
         }
-        for (i, m) in matched.iter_mut().enumerate() {
-            if selected.is_null(i) || m.len() < 2 {
+        for (i, &set) in matched.iter().enumerate() {
+            // A row with one candidate or none is in no conjunction.
+            if selected.is_null(i) || set.count_ones() < 2 {
                 continue;
             }
             let side = usize::from(!selected.value(i));
@@ -98,45 +125,83 @@ impl Combos {
             } else {
                 weights.value(i)
             };
-            m.sort_unstable();
-            for x in 0..m.len() {
-                for y in x + 1..m.len() {
-                    self.pairs.entry((m[x], m[y])).or_default()[side].add(w);
-                    for z in y + 1..m.len() {
-                        self.triples.entry((m[x], m[y], m[z])).or_default()[side].add(w);
-                    }
-                }
-            }
+            self.sets.entry(set).or_default()[side].add(w);
         }
         Ok(())
     }
 
-    /// Pairs `(x, y)` of term indexes where every event with `x` also has `y`, on both sides:
-    /// the pair's cells are `x`'s own (`single` holds each term's `[selection, baseline]`).
-    pub fn implications(&self, single: &[[Cell; 2]]) -> Vec<(usize, usize)> {
-        let same = |p: &[Cell; 2], s: &[Cell; 2]| {
-            (0..2).all(|k| {
-                p[k].rows == s[k].rows
-                    && (p[k].weight - s[k].weight).abs() <= 1e-9 * s[k].weight.max(1.0)
-            })
-        };
-        let mut out = Vec::new();
-        for (&(i, j), cells) in &self.pairs {
-            let (i, j) = (i as usize, j as usize);
-            if same(cells, &single[i]) {
-                out.push((i, j));
-            }
-            if same(cells, &single[j]) {
-                out.push((j, i));
+    /// Merges another pass's sets (over the same candidates) into this one.
+    pub fn merge(&mut self, other: Combos) {
+        for (set, cells) in other.sets {
+            let mine = self.sets.entry(set).or_default();
+            for s in 0..2 {
+                mine[s] = mine[s].plus(&cells[s]);
             }
         }
-        out.sort_unstable();
+    }
+
+    /// Every pair's cells, `pairs[x * k + y]` for `x < y`.
+    fn pairs(&self) -> Vec<[Cell; 2]> {
+        let k = self.terms.len();
+        let mut pairs = vec![[Cell::default(); 2]; k * k];
+        let mut bits = Vec::with_capacity(k);
+        for (&set, cells) in &self.sets {
+            bits.clear();
+            bits.extend(ones(set));
+            for (i, &x) in bits.iter().enumerate() {
+                for &y in &bits[i + 1..] {
+                    let e = &mut pairs[x * k + y];
+                    e[0] = e[0].plus(&cells[0]);
+                    e[1] = e[1].plus(&cells[1]);
+                }
+            }
+        }
+        pairs
+    }
+
+    /// The cells of every triple that extends one of `seeds` (pairs, `x < y`) by a third
+    /// candidate. A triple is counted once per set, through the first of its pairs that is a
+    /// seed.
+    fn triples(&self, seeds: &[(usize, usize)]) -> HashMap<[usize; 3], [Cell; 2]> {
+        let seed_rank: HashMap<(usize, usize), usize> =
+            seeds.iter().enumerate().map(|(r, &p)| (p, r)).collect();
+        let mut out: HashMap<[usize; 3], [Cell; 2]> = HashMap::new();
+        let mut bits = Vec::new();
+        for (&set, cells) in &self.sets {
+            if set.count_ones() < 3 {
+                continue;
+            }
+            bits.clear();
+            bits.extend(ones(set));
+            for (r, &(x, y)) in seeds.iter().enumerate() {
+                if set & (1 << x) == 0 || set & (1 << y) == 0 {
+                    continue;
+                }
+                for &z in &bits {
+                    if z == x || z == y {
+                        continue;
+                    }
+                    let mut t = [x, y, z];
+                    t.sort_unstable();
+                    let first = [(t[0], t[1]), (t[0], t[2]), (t[1], t[2])]
+                        .iter()
+                        .filter_map(|p| seed_rank.get(p))
+                        .min();
+                    if first != Some(&r) {
+                        continue;
+                    }
+                    let e = out.entry(t).or_default();
+                    e[0] = e[0].plus(&cells[0]);
+                    e[1] = e[1].plus(&cells[1]);
+                }
+            }
+        }
         out
     }
 
-    /// The conjunctions that add to their parts, best first, and how many conjunctions were
-    /// eligible (tested). `single` is each term's `[selection, baseline]` cells alone (as for
-    /// [`Combos::implications`]), `names` the fields' names.
+    /// The conjunctions that add to their parts, best first, how many were eligible, and
+    /// which candidates imply which. `single` is each candidate's `[selection, baseline]`
+    /// cells alone, `names` the fields' names.
     ///
     /// A conjunction is reported when it is eligible and significant itself (lower bound of
     /// its risk ratio over 1) and it adds to each of its parts: each term and, for a triple,
@@ -145,8 +210,9 @@ impl Combos {
     /// question: among the events matching the part, are those that also match the rest of
     /// the conjunction selected more often than those that do not? The conjunction's cells
     /// assessed against the part's cells as the totals give exactly that conditional risk
-    /// ratio, with its interval on design-effective counts (as every ratio here), and its
-    /// lower bound must be over 1 for every part.
+    /// ratio, with its interval on design-effective counts (as every ratio here): its lower
+    /// bound must be over 1 for every part, and its p-value under the Bonferroni bar for the
+    /// conjunctions tested (thousands are, and one in forty passes a 95% bound by chance).
     ///
     /// - The cause plus a common or unrelated value (`db.count = 1`, `tls.version =
     ///   'TLSv1.2'`, a decoy that rides along): within the cause, the value does not change
@@ -161,10 +227,11 @@ impl Combos {
     ///   other, or a swap) leaves nothing to compare with: that is no evidence of adding, and
     ///   the conjunction is not reported (the part alone says it all).
     ///
-    /// Ranked by the conjunction's own lower bound. Conjunctions that differ in one term and
-    /// count the same events on both sides (a term swapped for one equivalent to it,
-    /// `container.image` for `service.version`) are one explanation: the first keeps the
-    /// other's term as implied.
+    /// Triples are counted for the [`TRIPLE_SEEDS`] strongest pairs that pass (a triple whose
+    /// every term earns its place has pairs that do too). Ranked by the conjunction's own
+    /// lower bound. Conjunctions that differ in one term and count the same events on both
+    /// sides (a term swapped for one equivalent to it, `container.image` for
+    /// `service.version`) are one explanation: the first keeps the other's term as implied.
     pub fn rank(
         &self,
         single: &[[Cell; 2]],
@@ -172,50 +239,113 @@ impl Combos {
         selection: Cell,
         baseline: Cell,
         t: &Thresholds,
-    ) -> (Vec<Combination>, usize) {
-        // Within `part`'s events, does matching the whole of `cells`' conjunction raise the
-        // risk of being selected? Not when no event of the part is outside it.
+    ) -> Ranked {
+        let k = self.terms.len();
+        let pairs = self.pairs();
+        // Within `part`'s events, how sure is it that matching the whole of `cells`'
+        // conjunction raises the risk of being selected: the one-sided p-value of the
+        // conditional table (1 when no event of the part is outside the conjunction).
         let adds_to = |[sel, base]: [Cell; 2], [part_sel, part_base]: [Cell; 2]| {
             let rest = (part_sel.minus(&sel), part_base.minus(&base));
             if rest.0.rows == 0 && rest.1.rows == 0 {
-                return false;
+                return 1.0;
             }
-            stats::assess(sel, base, part_sel, part_base, t).lower > 1.0
+            let conditional = stats::assess(sel, base, part_sel, part_base, t);
+            if conditional.lower > 1.0 {
+                conditional.p_value
+            } else {
+                1.0
+            }
         };
+        let mut implications = Vec::new();
+        for x in 0..k {
+            for y in x + 1..k {
+                let cells = &pairs[x * k + y];
+                if cells[0].rows + cells[1].rows == 0 {
+                    continue;
+                }
+                if same_cells(cells, &single[x]) {
+                    implications.push((x, y));
+                }
+                if same_cells(cells, &single[y]) {
+                    implications.push((y, x));
+                }
+            }
+        }
+        implications.sort_unstable();
+        let implied = |idx: &[usize]| {
+            idx.iter().any(|&a| {
+                idx.iter()
+                    .any(|&b| a != b && implications.binary_search(&(a, b)).is_ok())
+            })
+        };
+        // A conjunction's assessment, and the largest p-value of its adding to a part (see
+        // above), or `None` when it cannot be reported whatever the parts say.
+        let judge = |idx: &[usize], cells: [Cell; 2], parts: &[[Cell; 2]]| {
+            let assessment = stats::assess(cells[0], cells[1], selection, baseline, t);
+            let open = assessment.eligible && assessment.lower > 1.0 && !implied(idx);
+            let adds = open.then(|| parts.iter().map(|&p| adds_to(cells, p)).fold(0.0, f64::max));
+            (assessment, adds)
+        };
+        // Every eligible conjunction is a test, and so is each of its parts' conditional
+        // tests: thousands of them, where one in forty would pass a 95% bound by chance (a
+        // cause with a bin of an unrelated number that happens to be slow more often within
+        // it). So a conjunction adds to its parts only when each conditional p-value is under
+        // the Bonferroni bar for the conjunctions tested.
         let mut tested = 0;
-        let mut out: Vec<Combination> = Vec::new();
-        let entries = self
-            .pairs
+        let mut open: Vec<(Vec<usize>, [Cell; 2], Assessment, f64)> = Vec::new();
+        for x in 0..k {
+            for y in x + 1..k {
+                let cells = pairs[x * k + y];
+                let (assessment, adds) = judge(&[x, y], cells, &[single[x], single[y]]);
+                tested += usize::from(assessment.eligible);
+                if let Some(p) = adds {
+                    open.push((vec![x, y], cells, assessment, p));
+                }
+            }
+        }
+        let bar = |tested: usize| t.false_discovery_rate / tested.max(1) as f64;
+        let pairs_bar = bar(tested);
+        let mut seeds: Vec<(usize, usize, f64)> = open
             .iter()
-            .map(|(&(a, b), &cells)| (vec![a, b], cells))
-            .chain(
-                self.triples
-                    .iter()
-                    .map(|(&(a, b, c), &cells)| (vec![a, b, c], cells)),
-            );
-        for (idx, cells) in entries {
-            let [sel, base] = cells;
-            let assessment = stats::assess(sel, base, selection, baseline, t);
+            .filter(|(.., p)| *p <= pairs_bar)
+            .map(|(idx, _, a, _)| (idx[0], idx[1], a.lower))
+            .collect();
+        seeds.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let seeds: Vec<(usize, usize)> = seeds
+            .iter()
+            .take(TRIPLE_SEEDS)
+            .map(|&(x, y, _)| (x, y))
+            .collect();
+        let mut triples: Vec<([usize; 3], [Cell; 2])> = self.triples(&seeds).into_iter().collect();
+        triples.sort_unstable_by_key(|(idx, _)| *idx);
+        for ([a, b, c], cells) in triples {
+            let parts = [
+                single[a],
+                single[b],
+                single[c],
+                pairs[a * k + b],
+                pairs[a * k + c],
+                pairs[b * k + c],
+            ];
+            let (assessment, adds) = judge(&[a, b, c], cells, &parts);
             tested += usize::from(assessment.eligible);
-            if !(assessment.eligible && assessment.lower > 1.0) {
-                continue;
+            if let Some(p) = adds {
+                open.push((vec![a, b, c], cells, assessment, p));
             }
-            let mut parts: Vec<[Cell; 2]> = idx.iter().map(|&i| single[i as usize]).collect();
-            if let [a, b, c] = idx[..] {
-                parts.extend(
-                    [(a, b), (a, c), (b, c)]
-                        .iter()
-                        .filter_map(|k| self.pairs.get(k).copied()),
-                );
-            }
-            if !parts.iter().all(|&p| adds_to(cells, p)) {
-                continue;
-            }
-            out.push(Combination {
+        }
+        let bar = bar(tested);
+        let kept = open
+            .into_iter()
+            .filter(|(.., p)| *p <= bar)
+            .map(|(idx, cells, a, _)| (idx, cells, a));
+        let mut out: Vec<Combination> = kept
+            .into_iter()
+            .map(|(idx, cells, assessment)| Combination {
                 terms: idx
                     .iter()
                     .map(|&i| {
-                        let t = &self.terms[i as usize];
+                        let t = &self.terms[i];
                         (names[t.field].clone(), t.value.clone())
                     })
                     .collect(),
@@ -223,8 +353,10 @@ impl Combos {
                 baseline: cells[1],
                 assessment,
                 implies: Vec::new(),
-            });
-        }
+                score: assessment.lower,
+                same_events: Vec::new(),
+            })
+            .collect();
         out.sort_by(|a, b| {
             b.assessment
                 .lower
@@ -232,8 +364,34 @@ impl Combos {
                 .then(a.terms.len().cmp(&b.terms.len()))
                 .then_with(|| a.terms.cmp(&b.terms))
         });
-        (fold_swaps(out), tested)
+        Ranked {
+            combinations: fold_swaps(out),
+            tested,
+            implications,
+        }
     }
+}
+
+/// The positions of the set bits of `set`, lowest first.
+fn ones(mut set: Set) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (set != 0).then(|| {
+            let i = set.trailing_zeros() as usize;
+            set &= set - 1;
+            i
+        })
+    })
+}
+
+/// Whether two findings' `[selection, baseline]` cells are the same: then they match the
+/// same events (the chance that different events have equal rows and equal sums of weights on
+/// both sides is negligible).
+pub fn same_cells(p: &[Cell; 2], s: &[Cell; 2]) -> bool {
+    (0..2).all(|k| {
+        p[k].rows == s[k].rows
+            && (p[k].weight - s[k].weight).abs() <= 1e-9 * s[k].weight.max(1.0)
+            && (p[k].weight_sq - s[k].weight_sq).abs() <= 1e-9 * s[k].weight_sq.max(1.0)
+    })
 }
 
 /// Folds each conjunction into an earlier one that has all its terms but one and the same
@@ -275,7 +433,7 @@ mod tests {
         // 1,000 selected and 9,000 other events. Kernel X and runtime Y each cover 95% of the
         // selection and mostly go together; the pair X, Y covers 93%. Zone Z is X under
         // another name (the same events); D (`db.count = 1`) is on 80% of every group.
-        let (x, y, d, z) = (0u8, 1u8, 2u8, 3u8);
+        let (x, y, d, z) = (0usize, 1usize, 2usize, 3usize);
         let names: Vec<String> = ["os.kernel", "runtime.version", "db.count", "zone"]
             .map(String::from)
             .to_vec();
@@ -290,38 +448,34 @@ mod tests {
             cells(800, 7200),
             cells(950, 1800),
         ];
-        let xy = cells(930, 1000);
-        let (xd, yd, xyd) = (cells(760, 1440), cells(756, 1440), cells(744, 800));
-        for (k, c) in [
-            ((x, y), xy),
-            ((x, d), xd),
-            ((y, d), yd),
-            ((x, z), single[0]),
+        // The rows of each set of two or more candidates, [selection, baseline]: together
+        // they give X, Y 930 + 1000, X, D 760 + 1440, Y, D 756 + 1440, X, Y, D 744 + 800.
+        let bit = |i: usize| 1u128 << i;
+        for (set, sel, base) in [
+            (bit(x) | bit(y) | bit(d) | bit(z), 744, 800),
+            (bit(x) | bit(y) | bit(z), 186, 200),
+            (bit(x) | bit(d) | bit(z), 16, 640),
+            (bit(x) | bit(z), 4, 160),
+            (bit(y) | bit(d), 12, 640),
         ] {
-            combos.pairs.insert(k, c);
-        }
-        // Z swaps for X term for term.
-        combos.pairs.insert((y, z), xy);
-        combos.pairs.insert((d, z), xd);
-        for (k, c) in [
-            ((x, y, d), xyd),
-            ((x, y, z), xy),
-            ((x, d, z), xd),
-            ((y, d, z), xyd),
-        ] {
-            combos.triples.insert(k, c);
+            combos.sets.insert(set, cells(sel, base));
         }
         let t = Thresholds::default();
         let (selection, baseline) = (Cell::uniform(1_000, 1.0), Cell::uniform(9_000, 1.0));
-        let (ranked, tested) = combos.rank(&single, &names, selection, baseline, &t);
-        assert_eq!(tested, 10);
+        let found = combos.rank(&single, &names, selection, baseline, &t);
+        let ranked = found.combinations;
+        // Six pairs, and the triples that extend the pairs that pass (X, Y and its twin Y, Z),
+        // each counted once: X, Y, D; X, Y, Z; Y, D, Z.
+        assert_eq!(found.tested, 9);
+        // Z and X imply each other.
+        assert_eq!(found.implications, [(x, z), (z, x)]);
         // Only X, Y: D changes nothing within X, Y or X and Y (the pairs and the triple with
         // it are dropped); X with Z has nothing outside it within X; Y with Z is X, Y again.
         let [only] = ranked.as_slice() else {
             panic!("{ranked:#?}")
         };
-        let named = |i: u8| {
-            let t = &combos.terms[i as usize];
+        let named = |i: usize| {
+            let t = &combos.terms[i];
             (names[t.field].clone(), t.value.clone())
         };
         assert_eq!(only.terms, [named(x), named(y)], "{only:#?}");

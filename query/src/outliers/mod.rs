@@ -13,6 +13,8 @@
 //!   bound on effective sample sizes, eligibility);
 //! - [`rank`]: single-field explanations, best first, functionally dependent values folded;
 //! - [`combos`]: conjunctions of two and three of the strongest values;
+//! - [`order`]: the order of the answer where findings nest (a cause before its lucky
+//!   subsets and the terms it explains);
 //! - [`view`]: the BubbleUp-style per-field view;
 //! - [`text`]: the report for a terminal;
 //! - [`table_fn`]: the `outliers(...)` SQL table function.
@@ -23,6 +25,7 @@
 pub mod analyze;
 pub mod combos;
 pub mod counts;
+pub mod order;
 pub mod rank;
 pub mod request;
 pub mod stats;

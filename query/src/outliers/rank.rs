@@ -5,6 +5,7 @@
 //! not what it suggests), then by support. Values the selection does not over-represent
 //! (`lower <= 1`) are not explanations.
 
+use super::combos::{Combination, same_cells};
 use super::counts::{Counts, Value};
 use super::stats::{self, Assessment, Cell, Thresholds};
 
@@ -20,6 +21,12 @@ pub struct Explanation {
     /// no more than it does: folded in here rather than listed again (`host.name = h-7`
     /// carries its `availability_zone`).
     pub implies: Vec<(String, Value)>,
+    /// What the answer is ranked by (descending): the lower bound, or just under that of a
+    /// finding that explains this one (see [`super::order`]).
+    pub score: f64,
+    /// Conjunctions that match exactly the same events (a pod and its zone with its build),
+    /// folded into this value (see [`fold_same_events`]).
+    pub same_events: Vec<Vec<(String, Value)>>,
 }
 
 /// The single-field explanations of `counts` whose 95% bound is above 1, best first, and how
@@ -38,11 +45,17 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> (Vec<Explanation>, usiz
                 baseline: base,
                 assessment: stats::assess(sel, base, counts.selection, counts.baseline, t),
                 implies: Vec::new(),
+                score: 0.0,
+                same_events: Vec::new(),
             })
         })
         .filter(|e| e.assessment.eligible)
         .inspect(|_| tested += 1)
         .filter(|e| e.assessment.lower > 1.0)
+        .map(|e| Explanation {
+            score: e.assessment.lower,
+            ..e
+        })
         .collect();
     out.sort_by(|a, b| {
         b.assessment
@@ -52,6 +65,59 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> (Vec<Explanation>, usiz
             .then_with(|| (&a.field, &a.value).cmp(&(&b.field, &b.value)))
     });
     (out, tested)
+}
+
+/// The values conjunctions are built from, at most `max`: the eligible values the selection
+/// over-represents at all (risk ratio over 1, not necessarily significantly), the strongest
+/// first, then (a quarter of the places) the commonest in the selection among the rest,
+/// whatever their ratio. `(field position, value, [selection, baseline])`; values for which
+/// `left_out` says so are not used.
+///
+/// Why not only the explanations: a term of a true conjunction can be diluted alone past
+/// significance (a service version slow only on one kernel), and a common one (a region, a
+/// feature flag on half the traffic) can be barely over-represented alone, or even under,
+/// however strong the conjunction (the flag's other half slow for a reason of its own).
+/// Support is what bounds a conjunction's (Apriori), so the common values are kept even when
+/// the strongest take most places.
+pub fn combination_candidates(
+    counts: &Counts,
+    t: &Thresholds,
+    left_out: impl Fn(&str, &Value) -> bool,
+    max: usize,
+) -> Vec<(usize, Value, [Cell; 2])> {
+    let mut all: Vec<(usize, Value, [Cell; 2], Assessment)> = counts
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.identifier)
+        .flat_map(|(i, f)| {
+            f.entries()
+                .map(move |(v, cells)| (i, v, cells))
+                .filter(|(_, v, _)| !left_out(&f.name, v))
+        })
+        .map(|(i, v, [sel, base])| {
+            let a = stats::assess(sel, base, counts.selection, counts.baseline, t);
+            (i, v, [sel, base], a)
+        })
+        .filter(|(.., a)| a.eligible)
+        .collect();
+    // Over-represented first, strongest first.
+    all.sort_by(|a, b| {
+        (b.3.risk_ratio > 1.0)
+            .cmp(&(a.3.risk_ratio > 1.0))
+            .then(b.3.lower.total_cmp(&a.3.lower))
+            .then_with(|| (a.0, &a.1).cmp(&(b.0, &b.1)))
+    });
+    let over = all.iter().filter(|c| c.3.risk_ratio > 1.0).count();
+    let strongest = (max - max / 4).min(over);
+    let mut rest = all.split_off(strongest);
+    rest.sort_by(|a, b| {
+        b.3.support
+            .total_cmp(&a.3.support)
+            .then_with(|| (a.0, &a.1).cmp(&(b.0, &b.1)))
+    });
+    all.extend(rest.into_iter().take(max / 4));
+    all.into_iter().map(|(i, v, c, _)| (i, v, c)).collect()
 }
 
 /// Share of a value's events (by weight) that must be selected for the value to be "purely
@@ -123,6 +189,37 @@ pub fn always_selected(
         .collect();
     out.sort_by(|a, b| b.2.total_cmp(&a.2));
     out
+}
+
+/// Folds each conjunction that matches exactly the same events as a single value, or as a
+/// conjunction of fewer terms (or of as many, ranked before it), into that one: the reader
+/// sees the events named once, with the other names beside them. (A pod is the same events
+/// as its build in its zone; a rare conjunction is the same events as one host's requests.)
+pub fn fold_same_events(singles: &mut [Explanation], combinations: &mut Vec<Combination>) {
+    combinations.sort_by(|a, b| {
+        a.terms
+            .len()
+            .cmp(&b.terms.len())
+            .then(b.assessment.lower.total_cmp(&a.assessment.lower))
+    });
+    let mut kept: Vec<Combination> = Vec::with_capacity(combinations.len());
+    for c in combinations.drain(..) {
+        let cells = [c.selection, c.baseline];
+        if let Some(e) = singles
+            .iter_mut()
+            .find(|e| same_cells(&[e.selection, e.baseline], &cells))
+        {
+            e.same_events.push(c.terms);
+        } else if let Some(k) = kept
+            .iter_mut()
+            .find(|k| same_cells(&[k.selection, k.baseline], &cells))
+        {
+            k.same_events.push(c.terms);
+        } else {
+            kept.push(c);
+        }
+    }
+    *combinations = kept;
 }
 
 /// Folds each explanation implied by a stronger one into it: `implications` are pairs
