@@ -420,10 +420,15 @@ impl QueryEngine {
         );
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let limits = q.limits;
+        // Counting is most of the pass's work: each partition counts apart, on its own core.
+        let (init_names, init_bins) = (names.clone(), bins.clone());
         let counts = self
-            .fold_batches(&sql, Counts::new(&names, bins.clone()), move |c, b| {
-                c.add(b, &limits)
-            })
+            .fold_partitions(
+                &sql,
+                move || Counts::new(&init_names, init_bins.clone()),
+                move |c, b| c.add(b, &limits),
+                move |c, other| c.merge(other, &limits),
+            )
             .await?;
         let (mut explanations, mut tested) = rank::single_fields(&counts, &q.thresholds);
         let restating = rank::restating(&counts, &q.thresholds);

@@ -4,6 +4,9 @@
 //! passes ([`super::counts`] and [`super::combos`]) read columns through here, so they cannot
 //! disagree on what a value is.
 
+use std::collections::HashMap;
+
+use ahash::RandomState;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
@@ -101,6 +104,101 @@ pub fn for_each(
         }
     }
     Ok(())
+}
+
+/// Gives each distinct value a slot: where a pass keeps that value's counts. The same value
+/// must always get the same slot.
+pub trait Slots {
+    fn slot(&mut self, v: ValueRef<'_>) -> u32;
+}
+
+/// What [`slots`] writes for a row it was told not to count.
+pub const UNCOUNTED: u32 = u32::MAX;
+
+/// The slot of every row of `col` that `counted` says to count (the value as [`for_each`]
+/// reads it, looked up in `slots`), [`UNCOUNTED`] for the others, into `out`. A value that
+/// only uncounted rows hold is never looked up, so it gets no slot.
+///
+/// The point is to look up as few values as possible: per row, a hash of the value is most
+/// of the work of counting it. Strings are hashed once per distinct view (`Utf8View`) or
+/// dictionary key in the column, not once per row: two rows with the same 16-byte view hold
+/// the same string (the same inline bytes, or the same length, buffer and offset), so the
+/// view stands for the string within this column. Booleans and bins are few and `Slots`
+/// implementations keep them in arrays.
+pub fn slots(
+    col: &ArrayRef,
+    bins: Option<&Bins>,
+    counted: &[bool],
+    slots: &mut impl Slots,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    let n = col.len();
+    out.clear();
+    out.resize(n, UNCOUNTED);
+    match col.data_type() {
+        DataType::Utf8View => {
+            let a = col.as_string_view();
+            let views = a.views();
+            let mut seen: HashMap<u128, u32, RandomState> = HashMap::default();
+            for i in (0..n).filter(|&i| counted[i]) {
+                out[i] = if a.is_null(i) {
+                    slots.slot(ValueRef::Null)
+                } else {
+                    *seen
+                        .entry(views[i])
+                        .or_insert_with(|| slots.slot(ValueRef::Str(a.value(i))))
+                };
+            }
+        }
+        DataType::Dictionary(..) => {
+            let a = col.as_any_dictionary();
+            let values = a.values();
+            // Read as text, as `for_each` reads a dictionary; each key looked up once, on its
+            // first counted row. An empty dictionary can only have null keys.
+            let mut of_key: Vec<Option<u32>> = vec![None; values.len()];
+            let keys = if values.is_empty() {
+                vec![0; n]
+            } else {
+                a.normalized_keys()
+            };
+            let values = as_text(values)?;
+            for i in (0..n).filter(|&i| counted[i]) {
+                out[i] = if a.is_null(i) {
+                    slots.slot(ValueRef::Null)
+                } else {
+                    let k = keys[i];
+                    *of_key[k].get_or_insert_with(|| slots.slot(text_at(&values, k)))
+                };
+            }
+        }
+        _ => for_each(col, bins, |i, v| {
+            if counted[i] {
+                out[i] = slots.slot(v);
+            }
+        })?,
+    }
+    Ok(())
+}
+
+/// A dictionary's values as text, the way [`for_each`] reads a dictionary (it casts the
+/// whole column to `Utf8`): strings as they are, anything else cast.
+fn as_text(values: &ArrayRef) -> Result<ArrayRef> {
+    match values.data_type() {
+        DataType::Utf8View | DataType::Utf8 | DataType::LargeUtf8 => Ok(values.clone()),
+        _ => Ok(cast(values, &DataType::Utf8)?),
+    }
+}
+
+/// Row `i` of a column [`as_text`] made.
+fn text_at(a: &ArrayRef, i: usize) -> ValueRef<'_> {
+    if a.is_null(i) {
+        return ValueRef::Null;
+    }
+    ValueRef::Str(match a.data_type() {
+        DataType::Utf8View => a.as_string_view().value(i),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+        _ => a.as_string::<i32>().value(i),
+    })
 }
 
 fn nullable<'a>(a: &dyn Array, i: usize, v: impl FnOnce() -> ValueRef<'a>) -> ValueRef<'a> {
