@@ -413,15 +413,19 @@ impl QueryEngine {
             Some(b) => format!("({b})"),
             None => format!("NOT ({})", q.selection),
         };
-        let columns: Vec<String> = fields.iter().map(|(n, _)| ident(n)).collect();
-        let sql = format!(
-            "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
-             sample_rate{sep}{cols} FROM {table}{filter}",
-            sel = q.selection,
-            sep = if columns.is_empty() { "" } else { ", " },
-            cols = columns.join(", "),
-        );
+        // `(selected, weight, fields...)` for the fields named.
+        let pass_sql = |names: &[String]| {
+            let columns: Vec<String> = names.iter().map(|n| ident(n)).collect();
+            format!(
+                "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
+                 sample_rate{sep}{cols} FROM {table}{filter}",
+                sel = q.selection,
+                sep = if columns.is_empty() { "" } else { ", " },
+                cols = columns.join(", "),
+            )
+        };
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+        let sql = pass_sql(&names);
         let limits = q.limits;
         // Counting is most of the pass's work: each partition counts apart, on its own core.
         let (init_names, init_bins) = (names.clone(), bins.clone());
@@ -449,10 +453,20 @@ impl QueryEngine {
             explanations.iter().take(combos::MAX_CANDIDATES).collect();
         let mut combinations = Vec::new();
         if strongest.len() >= 2 {
+            // Only the candidates' fields are read (a handful of the columns), so their
+            // positions are among those.
+            let mut used: Vec<usize> = strongest
+                .iter()
+                .filter_map(|e| names.iter().position(|n| *n == e.field))
+                .collect();
+            used.sort_unstable();
+            used.dedup();
+            let used_names: Vec<String> = used.iter().map(|&i| names[i].clone()).collect();
+            let used_bins: Vec<Option<Bins>> = used.iter().map(|&i| bins[i].clone()).collect();
             let terms: Vec<Term> = strongest
                 .iter()
                 .map(|e| Term {
-                    field: names.iter().position(|n| *n == e.field).unwrap_or(0),
+                    field: used_names.iter().position(|n| *n == e.field).unwrap_or(0),
                     value: e.value.clone(),
                 })
                 .collect();
@@ -462,13 +476,14 @@ impl QueryEngine {
                 .iter()
                 .map(|e| [e.selection, e.baseline])
                 .collect();
-            let field_bins = bins;
             let combos = self
-                .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
+                .fold_batches(&pass_sql(&used_names), Combos::new(terms), move |c, b| {
+                    c.add(b, &used_bins)
+                })
                 .await?;
             let (ranked, combos_tested) = combos.rank(
                 &cells,
-                &names,
+                &used_names,
                 counts.selection,
                 counts.baseline,
                 &q.thresholds,
