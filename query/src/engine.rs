@@ -204,6 +204,67 @@ impl QueryEngine {
         .await
     }
 
+    /// [`QueryEngine::fold_batches`] for a fold whose work is heavier than the scan: each of
+    /// the plan's output partitions is folded into its own `init()` on a task of its own (on
+    /// the query runtime when there is one), so the folding runs on every core as the scan
+    /// does, and the partitions' accumulators are then combined with `merge`, in no particular
+    /// order (`merge` must not care). The same limits apply; dropping the returned future, or
+    /// the timeout, stops every task. Not run again when compaction swaps a file under it.
+    pub async fn fold_partitions<T, I, F, M>(
+        &self,
+        query: &str,
+        init: I,
+        fold: F,
+        mut merge: M,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        I: Fn() -> T + Send + Sync + 'static,
+        F: Fn(&mut T, &RecordBatch) -> DfResult<()> + Send + Sync + 'static,
+        M: FnMut(&mut T, T) + Send + 'static,
+    {
+        let this = self.clone();
+        let query = query.to_owned();
+        self.limited(async move {
+            let df = this
+                .query_context()
+                .sql_with_options(&query, Self::sql_options())
+                .await
+                .map_err(Error::from_datafusion)?;
+            let streams = df
+                .execute_stream_partitioned()
+                .await
+                .map_err(Error::from_datafusion)?;
+            let (init, fold) = (Arc::new(init), Arc::new(fold));
+            // A `JoinSet` aborts what is still running when it is dropped: on the first
+            // error, on the timeout and when the caller goes away.
+            let mut tasks = tokio::task::JoinSet::new();
+            for mut stream in streams {
+                let (init, fold) = (init.clone(), fold.clone());
+                tasks.spawn(async move {
+                    let mut acc = init();
+                    while let Some(batch) = stream.next().await {
+                        fold(&mut acc, &batch?)?;
+                    }
+                    Ok::<T, DataFusionError>(acc)
+                });
+            }
+            let mut out: Option<T> = None;
+            while let Some(done) = tasks.join_next().await {
+                let part = done
+                    .map_err(|e| Error::Execution(format!("a partition's fold failed: {e}")))?
+                    .map_err(Error::from_datafusion)?;
+                match &mut out {
+                    Some(acc) => merge(acc, part),
+                    None => out = Some(part),
+                }
+            }
+            // A plan has at least one partition; an empty one folds nothing.
+            Ok(out.unwrap_or_else(|| init()))
+        })
+        .await
+    }
+
     /// Runs `work` within the engine's timeout, on the query runtime when there is one.
     async fn limited<T: Send + 'static>(
         &self,
@@ -852,6 +913,59 @@ mod tests {
         // Each run fails at its first reads (up to one per file, in parallel).
         let reads = reads.load(std::sync::atomic::Ordering::SeqCst);
         assert!((ATTEMPTS..=ATTEMPTS * 4).contains(&reads), "{reads} reads");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn folding_partitions_apart_and_merging_is_folding_the_whole_stream() {
+        let tmp = tempfile::tempdir().unwrap();
+        dataset(tmp.path());
+        let engine = QueryEngine::new(Store::new(tmp.path()));
+        // Four partitions over four files, whatever the machine's cores.
+        engine
+            .context()
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .execution
+            .target_partitions = 4;
+        let query = "SELECT id FROM api";
+        let ids = |acc: &mut Vec<i64>, b: &RecordBatch| {
+            let a = b
+                .column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                .unwrap();
+            acc.extend(a.values().iter().copied());
+            Ok(())
+        };
+        let mut whole = engine.fold_batches(query, Vec::new(), ids).await.unwrap();
+        whole.sort_unstable();
+        assert_eq!(whole, (0..100).collect::<Vec<i64>>());
+        let merges = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = merges.clone();
+        let mut parts = engine
+            .fold_partitions(query, Vec::new, ids, move |acc, other| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                acc.extend(other);
+            })
+            .await
+            .unwrap();
+        parts.sort_unstable();
+        assert_eq!(parts, whole);
+        // Folded apart: one accumulator per partition, merged into the first.
+        assert_eq!(merges.load(std::sync::atomic::Ordering::SeqCst), 3);
+        // An error in one partition's fold is the answer's.
+        let err = engine
+            .fold_partitions(
+                query,
+                || (),
+                |_, _| Err(DataFusionError::Execution("the fold refused".into())),
+                |_, _| {},
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("the fold refused"), "{err}");
     }
 
     #[tokio::test]

@@ -19,7 +19,8 @@
 //!   report's own edges by a CASE, all run in turn and summed. Identifier fields (which loupe
 //!   stops counting after 5,000 values) are grouped in full here; their share is shown apart.
 //! - **Where loupe's time goes** (warm medians, same engine): the counting pass's scan alone
-//!   (the projection streamed and dropped) and with loupe's `Counts` folded over it.
+//!   (the projection streamed and dropped) and with loupe's `Counts` folded over it, both
+//!   partition by partition as the engine runs them (`fold_partitions`).
 //!
 //! The DuckDB answers are checked against loupe's counts, value by value, weights within
 //! 1e-9 relative, for every field that is not an identifier.
@@ -217,7 +218,12 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
         root,
         "loupe: the counting pass, its scan alone",
         runs,
-        async |e: &QueryEngine| Ok(e.fold_batches(&pass_sql, (), |_, _| Ok(())).await?),
+        async |e: &QueryEngine| {
+            Ok(
+                e.fold_partitions(&pass_sql, || (), |_, _| Ok(()), |_, _| {})
+                    .await?,
+            )
+        },
     ))?;
     let limits = counts::Limits::default();
     let (count_t, counted) = rt.block_on(cold_warm(
@@ -225,11 +231,14 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
         "loupe: the counting pass with the counters",
         runs,
         async |e: &QueryEngine| {
-            let init = Counts::new(&names, field_bins.clone());
-            Ok(
-                e.fold_batches(&pass_sql, init, move |c, b| c.add(b, &limits))
-                    .await?,
+            let (names, bins) = (names.clone(), field_bins.clone());
+            Ok(e.fold_partitions(
+                &pass_sql,
+                move || Counts::new(&names, bins.clone()),
+                move |c, b| c.add(b, &limits),
+                move |c, other| c.merge(other, &limits),
             )
+            .await?)
         },
     ))?;
 

@@ -1,13 +1,17 @@
 //! The question asked of a dataset: which fields' values does the selection over-represent?
-//! Two passes of DataFusion over the window: the deciles of every float field (its bins), then
-//! one scan that hands `(selected, weight, fields...)` batches to [`Counts`].
+//! Passes of DataFusion over the window, each folded partition by partition on every core:
+//! one over the numeric fields (their bins and which follow the measure, see [`numeric`]),
+//! then one that hands `(selected, weight, fields...)` batches to [`Counts`], then one for
+//! pairs and triples of the strongest values.
+//!
+//! [`numeric`]: super::numeric
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 
 use super::combos::{self, Combination, Combos, Term};
 use super::counts::{self, Bins, Counts};
+use super::numeric::{Kind, Numeric};
 use super::order;
 use super::rank::{self, Explanation};
 use super::stats::{self, Cell, Thresholds};
@@ -363,7 +367,7 @@ fn round_edge(x: f64, integer: bool) -> f64 {
 }
 
 /// An integer field with more distinct values than this in the window is binned like a float.
-const MAX_EXACT_INTEGERS: i64 = 64;
+const MAX_EXACT_INTEGERS: usize = 64;
 
 const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
@@ -419,13 +423,12 @@ impl QueryEngine {
             })
             .map(String::as_str)
             .collect();
-        let following = self.following(&table, &fields, &measures, &filter).await?;
-        let fields: Vec<(String, DataType)> = fields
+        let (following, bins) = self.numeric(&table, &fields, &measures, &filter).await?;
+        let (fields, bins): (Vec<(String, DataType)>, Vec<Option<Bins>>) = fields
             .into_iter()
-            .filter(|(n, _)| !following.iter().any(|(f, _, _)| f == n))
-            .collect();
-
-        let bins = self.bins(&table, &fields, &filter).await?;
+            .zip(bins)
+            .filter(|((n, _), _)| !following.iter().any(|(f, _, _)| f == n))
+            .unzip();
         let report_bins: Vec<(String, Bins)> = fields
             .iter()
             .zip(&bins)
@@ -435,20 +438,29 @@ impl QueryEngine {
             Some(b) => format!("({b})"),
             None => format!("NOT ({})", q.selection),
         };
-        let columns: Vec<String> = fields.iter().map(|(n, _)| ident(n)).collect();
-        let sql = format!(
-            "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
-             sample_rate{sep}{cols} FROM {table}{filter}",
-            sel = q.selection,
-            sep = if columns.is_empty() { "" } else { ", " },
-            cols = columns.join(", "),
-        );
+        // `(selected, weight, fields...)` for the fields named.
+        let pass_sql = |names: &[String]| {
+            let columns: Vec<String> = names.iter().map(|n| ident(n)).collect();
+            format!(
+                "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
+                 sample_rate{sep}{cols} FROM {table}{filter}",
+                sel = q.selection,
+                sep = if columns.is_empty() { "" } else { ", " },
+                cols = columns.join(", "),
+            )
+        };
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+        let sql = pass_sql(&names);
         let limits = q.limits;
+        // Counting is most of the pass's work: each partition counts apart, on its own core.
+        let (init_names, init_bins) = (names.clone(), bins.clone());
         let counts = self
-            .fold_batches(&sql, Counts::new(&names, bins.clone()), move |c, b| {
-                c.add(b, &limits)
-            })
+            .fold_partitions(
+                &sql,
+                move || Counts::new(&init_names, init_bins.clone()),
+                move |c, b| c.add(b, &limits),
+                move |c, other| c.merge(other, &limits),
+            )
             .await?;
         let (mut explanations, mut tested) = rank::single_fields(&counts, &q.thresholds);
         let restating = rank::restating(&counts, &q.thresholds);
@@ -472,23 +484,35 @@ impl QueryEngine {
         // `(a, b)`: every event with value `a` has value `b` (a pod its host's zone).
         let mut implied_terms: Vec<(order::Term, order::Term)> = Vec::new();
         if candidates.len() >= 2 {
+            // Only the candidates' fields are read (some of the columns), so their positions
+            // are among those.
+            let mut used: Vec<usize> = candidates.iter().map(|(f, ..)| *f).collect();
+            used.sort_unstable();
+            used.dedup();
+            let used_names: Vec<String> = used.iter().map(|&i| names[i].clone()).collect();
+            let used_bins: Vec<Option<Bins>> = used.iter().map(|&i| bins[i].clone()).collect();
             let terms: Vec<Term> = candidates
                 .iter()
                 .map(|(field, value, _)| Term {
-                    field: *field,
+                    field: used.binary_search(field).unwrap_or(0),
                     value: value.clone(),
                 })
                 .collect();
             // Each candidate's `[selection, baseline]` cells: the parts a conjunction is
             // tested against, and what an implication is told by.
             let cells: Vec<[Cell; 2]> = candidates.iter().map(|(.., c)| *c).collect();
-            let field_bins = bins;
+            // Each partition finds its rows' sets on its own core.
             let combos = self
-                .fold_batches(&sql, Combos::new(terms), move |c, b| c.add(b, &field_bins))
+                .fold_partitions(
+                    &pass_sql(&used_names),
+                    move || Combos::new(terms.clone()),
+                    move |c, b| c.add(b, &used_bins),
+                    |c, other| c.merge(other),
+                )
                 .await?;
             let found = combos.rank(
                 &cells,
-                &names,
+                &used_names,
                 counts.selection,
                 counts.baseline,
                 &q.thresholds,
@@ -589,132 +613,80 @@ impl QueryEngine {
         })
     }
 
-    /// The numeric fields that follow one of `measures` (numeric fields the selection is
-    /// defined on) over the window: `(field, measure, r)` where the correlation `r` of
-    /// `ln(1 + x)` is at least [`FOLLOWS_MEASURE`]. Such a field is a part or a companion of
+    /// What the counting pass needs to know of the numeric fields, from one scan of them
+    /// (see [`super::numeric`]): those that follow a measure, and each field's bins (by position in
+    /// `fields`; `None` for a field counted value by value).
+    ///
+    /// A numeric field follows one of `measures` (numeric fields the selection is defined on)
+    /// when the correlation `r` of `ln(1 + x)` over the window is at least
+    /// [`FOLLOWS_MEASURE`]: `(field, measure, r)`. Such a field is a part or a companion of
     /// the measure (a request's CPU time is a share of its duration) and would explain any
-    /// threshold on it, in calm and in incident alike: it answers "what is slow?" with
-    /// "what takes long", so it is left out and named, as the measure itself is. The log
-    /// makes the correlation one of orders of magnitude, which latencies and sizes are.
-    async fn following(
+    /// threshold on it, in calm and in incident alike: it answers "what is slow?" with "what
+    /// takes long", so it is left out and named, as the measure itself is. The log makes the
+    /// correlation one of orders of magnitude, which latencies and sizes are.
+    ///
+    /// The bins are the weighted decile edges of every float field, and of the integer fields
+    /// with more than [`MAX_EXACT_INTEGERS`] distinct values (`payload.items`, byte counts).
+    /// Integers with few values (`http.status_code`, `retry.count`) are compared value by
+    /// value.
+    async fn numeric(
         &self,
         table: &str,
         fields: &[(String, DataType)],
         measures: &[&str],
         filter: &str,
-    ) -> Result<Vec<(String, String, f64)>> {
-        let numeric: Vec<&str> = fields
-            .iter()
-            .filter(|(_, t)| t.is_numeric())
-            .map(|(n, _)| n.as_str())
-            .collect();
-        if numeric.is_empty() || measures.is_empty() {
-            return Ok(Vec::new());
-        }
-        let log = |c: &str| {
-            let c = ident(c);
-            format!("CASE WHEN {c} > 0 THEN ln(CAST({c} AS DOUBLE) + 1) ELSE 0 END")
-        };
-        let pairs: Vec<(&str, &str)> = measures
-            .iter()
-            .flat_map(|m| numeric.iter().map(move |f| (*f, *m)))
-            .collect();
-        let aggs: Vec<String> = pairs
-            .iter()
-            .map(|(f, m)| format!("corr({}, {})", log(f), log(m)))
-            .collect();
-        let answer = self
-            .sql(
-                &format!("SELECT {} FROM {table}{filter}", aggs.join(", ")),
-                1,
-            )
-            .await?;
-        let Some(row) = answer.batches.first().filter(|b| b.num_rows() == 1) else {
-            return Ok(Vec::new());
-        };
-        let mut out: Vec<(String, String, f64)> = Vec::new();
-        for (j, (f, m)) in pairs.iter().enumerate() {
-            let r = row
-                .column(j)
-                .as_primitive_opt::<Float64Type>()
-                .filter(|a| a.is_valid(0))
-                .map(|a| a.value(0));
-            if let Some(r) = r.filter(|r| *r >= FOLLOWS_MEASURE)
-                && !out.iter().any(|(o, _, _)| o == f)
-            {
-                out.push(((*f).to_owned(), (*m).to_owned(), r));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Decile edges of every numeric field to be binned over the window (weighted), one
-    /// query for all: every float field, and the integer fields with more than
-    /// [`MAX_EXACT_INTEGERS`] distinct values (`payload.items`, byte counts). Integers with
-    /// few values (`http.status_code`, `retry.count`) are compared value by value.
-    async fn bins(
-        &self,
-        table: &str,
-        fields: &[(String, DataType)],
-        filter: &str,
-    ) -> Result<Vec<Option<Bins>>> {
+    ) -> Result<(Vec<(String, String, f64)>, Vec<Option<Bins>>)> {
+        let mut bins = vec![None; fields.len()];
         let numeric: Vec<usize> = (0..fields.len())
-            .filter(|&i| fields[i].1.is_floating() || fields[i].1.is_integer())
+            .filter(|&i| fields[i].1.is_numeric())
             .collect();
-        let mut out = vec![None; fields.len()];
         if numeric.is_empty() {
-            return Ok(out);
+            return Ok((Vec::new(), bins));
         }
-        // Per field: (for an integer field) its distinct count, then the deciles; `at` is
-        // where each field's columns start.
-        let mut aggs: Vec<String> = Vec::new();
-        let mut at: Vec<usize> = Vec::new();
-        for &i in &numeric {
-            at.push(aggs.len());
-            let c = ident(&fields[i].0);
-            if fields[i].1.is_integer() {
-                aggs.push(format!("CAST(approx_distinct({c}) AS BIGINT)"));
-            }
-            aggs.extend(
-                DECILES
-                    .iter()
-                    .map(|q| format!("wquantile(CAST({c} AS DOUBLE), sample_rate, {q})")),
-            );
-        }
-        let answer = self
-            .sql(
-                &format!("SELECT {} FROM {table}{filter}", aggs.join(", ")),
-                1,
+        let kinds: Vec<Kind> = numeric.iter().map(|&i| Kind::of(&fields[i].1)).collect();
+        let columns: Vec<String> = std::iter::once("sample_rate".to_owned())
+            .chain(measures.iter().map(|m| ident(m)))
+            .chain(numeric.iter().map(|&i| ident(&fields[i].0)))
+            .collect();
+        let sql = format!("SELECT {} FROM {table}{filter}", columns.join(", "));
+        let (init_kinds, n_measures) = (kinds.clone(), measures.len());
+        let summary = self
+            .fold_partitions(
+                &sql,
+                move || Numeric::new(&init_kinds, n_measures, MAX_EXACT_INTEGERS),
+                |s, b| s.add(b),
+                |s, other| s.merge(other),
             )
             .await?;
-        let Some(row) = answer.batches.first().filter(|b| b.num_rows() == 1) else {
-            return Ok(out);
-        };
-        for (&i, &start) in numeric.iter().zip(&at) {
-            let integer = fields[i].1.is_integer();
-            if integer {
-                let distinct = row
-                    .column(start)
-                    .as_primitive_opt::<Int64Type>()
-                    .filter(|a| a.is_valid(0))
-                    .map_or(0, |a| a.value(0));
-                if distinct <= MAX_EXACT_INTEGERS {
-                    continue;
+        let mut following: Vec<(String, String, f64)> = Vec::new();
+        for (m, measure) in measures.iter().enumerate() {
+            for (j, &i) in numeric.iter().enumerate() {
+                let f = &fields[i].0;
+                if let Some(r) = summary.correlation(j, m).filter(|r| *r >= FOLLOWS_MEASURE)
+                    && !following.iter().any(|(o, _, _)| o == f)
+                {
+                    following.push((f.clone(), (*measure).to_owned(), r));
                 }
             }
-            let first = start + usize::from(integer);
-            let mut edges: Vec<f64> = (first..first + DECILES.len())
-                .filter_map(|j| {
-                    let a = row.column(j).as_primitive_opt::<Float64Type>()?;
-                    a.is_valid(0).then(|| round_edge(a.value(0), integer))
-                })
+        }
+        for (j, &i) in numeric.iter().enumerate() {
+            let integer = match kinds[j] {
+                Kind::Other => continue,
+                Kind::Integer if summary.few_values(j) => continue,
+                k => k == Kind::Integer,
+            };
+            let mut edges: Vec<f64> = summary
+                .quantiles(j, &DECILES)
+                .into_iter()
+                .flatten()
+                .map(|x| round_edge(x, integer))
                 .collect();
             edges.dedup();
             if !edges.is_empty() {
-                out[i] = Some(Bins { edges });
+                bins[i] = Some(Bins { edges });
             }
         }
-        Ok(out)
+        Ok((following, bins))
     }
 }
 

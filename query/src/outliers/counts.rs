@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use ahash::RandomState;
+
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
@@ -62,15 +64,72 @@ impl Default for Limits {
 #[derive(Debug, Clone, Default)]
 pub struct FieldCounts {
     pub name: String,
-    /// `[selection, baseline]` per value, strings apart (see [`FieldCounts::entries`]).
-    values: HashMap<Value, [Cell; 2]>,
-    /// String values, looked up by `&str` so that a value seen before costs no allocation
-    /// (a `Value::Str` key would allocate for every row of every string field).
-    strings: HashMap<String, [Cell; 2]>,
+    /// Every value counted, with its slot in `cells`.
+    index: Index,
+    /// `[selection, baseline]` per slot.
+    cells: Vec<[Cell; 2]>,
     /// Too many distinct values: the field identifies events and is left out.
     pub identifier: bool,
     /// Numeric: counted by bins.
     pub bins: Option<Bins>,
+}
+
+/// The values of one field, each given a slot (its position in `keys`) the first time it is
+/// seen. Null, booleans and bins are few and small: arrays, no hashing. Integers and strings
+/// by hash, strings looked up by `&str` so that a value seen before costs no allocation.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    keys: Vec<Value>,
+    null: Option<u32>,
+    bools: [Option<u32>; 2],
+    bins: Vec<Option<u32>>,
+    ints: HashMap<i64, u32, RandomState>,
+    strings: HashMap<String, u32, RandomState>,
+}
+
+impl Index {
+    /// The slot of `v`, if it was seen.
+    fn find(&self, v: ValueRef<'_>) -> Option<u32> {
+        match v {
+            ValueRef::Null => self.null,
+            ValueRef::Bool(b) => self.bools[usize::from(b)],
+            ValueRef::Bin(b) => self.bins.get(usize::from(b)).copied().flatten(),
+            ValueRef::Int(i) => self.ints.get(&i).copied(),
+            ValueRef::Str(s) => self.strings.get(s).copied(),
+        }
+    }
+
+    fn push(&mut self, v: Value) -> u32 {
+        self.keys.push(v);
+        (self.keys.len() - 1) as u32
+    }
+}
+
+impl values::Slots for Index {
+    fn slot(&mut self, v: ValueRef<'_>) -> u32 {
+        if let Some(slot) = self.find(v) {
+            return slot;
+        }
+        let slot = self.push(v.to_value());
+        match v {
+            ValueRef::Null => self.null = Some(slot),
+            ValueRef::Bool(b) => self.bools[usize::from(b)] = Some(slot),
+            ValueRef::Bin(b) => {
+                let b = usize::from(b);
+                if self.bins.len() <= b {
+                    self.bins.resize(b + 1, None);
+                }
+                self.bins[b] = Some(slot);
+            }
+            ValueRef::Int(i) => {
+                self.ints.insert(i, slot);
+            }
+            ValueRef::Str(s) => {
+                self.strings.insert(s.to_owned(), slot);
+            }
+        }
+        slot
+    }
 }
 
 /// The counts of a pass: the two totals and each field's.
@@ -107,10 +166,16 @@ impl Counts {
         let selected = selected.as_boolean();
         let weights = cast(batch.column(1), &DataType::Float64)?;
         let weights = weights.as_primitive::<Float64Type>();
-        let mut side: Vec<Option<(usize, f64)>> = Vec::with_capacity(batch.num_rows());
-        for i in 0..batch.num_rows() {
+        let n = batch.num_rows();
+        // Per row, worked out once for every field: counted or not (neither side), its side
+        // (0 selection, 1 baseline) and its weight.
+        let mut rows = Rows {
+            counted: vec![false; n],
+            side: vec![0; n],
+            weight: vec![0.0; n],
+        };
+        for i in 0..n {
             if selected.is_null(i) {
-                side.push(None);
                 continue;
             }
             let w = if weights.is_null(i) {
@@ -118,17 +183,19 @@ impl Counts {
             } else {
                 weights.value(i)
             };
-            let s = if selected.value(i) { 0 } else { 1 };
-            if s == 0 {
+            if selected.value(i) {
                 self.selection.add(w);
             } else {
                 self.baseline.add(w);
+                rows.side[i] = 1;
             }
-            side.push(Some((s, w)));
+            rows.counted[i] = true;
+            rows.weight[i] = w;
         }
+        let mut slots = Vec::with_capacity(n);
         for (f, col) in self.fields.iter_mut().zip(batch.columns().iter().skip(2)) {
             if !f.identifier {
-                f.add(col, &side, limits)?;
+                f.add(col, &rows, &mut slots, limits)?;
             }
         }
         Ok(())
@@ -141,70 +208,74 @@ impl Counts {
         for (mine, theirs) in self.fields.iter_mut().zip(other.fields) {
             mine.identifier |= theirs.identifier;
             if mine.identifier {
-                mine.values = HashMap::new();
-                mine.strings = HashMap::new();
+                mine.forget();
                 continue;
             }
-            let add = |e: &mut [Cell; 2], cells: [Cell; 2]| {
+            for (v, cells) in theirs.index.keys.into_iter().zip(theirs.cells) {
+                let slot = values::Slots::slot(&mut mine.index, v.as_value_ref()) as usize;
+                mine.cells
+                    .resize(mine.index.keys.len(), [Cell::default(); 2]);
+                let e = &mut mine.cells[slot];
                 for s in 0..2 {
                     e[s] = super::stats::totals(e[s], cells[s]);
                 }
-            };
-            for (v, cells) in theirs.values {
-                add(mine.values.entry(v).or_default(), cells);
-            }
-            for (v, cells) in theirs.strings {
-                add(mine.strings.entry(v).or_default(), cells);
             }
             mine.check(limits);
         }
     }
 }
 
+/// What [`Counts::add`] knows of a batch's rows before it reads any field.
+struct Rows {
+    counted: Vec<bool>,
+    side: Vec<u8>,
+    weight: Vec<f64>,
+}
+
 impl FieldCounts {
     /// Every value with its `[selection, baseline]` cells.
     pub fn entries(&self) -> impl Iterator<Item = (Value, [Cell; 2])> + '_ {
-        self.values.iter().map(|(v, c)| (v.clone(), *c)).chain(
-            self.strings
-                .iter()
-                .map(|(v, c)| (Value::Str(v.clone()), *c)),
-        )
+        self.index
+            .keys
+            .iter()
+            .cloned()
+            .zip(self.cells.iter().copied())
     }
 
     /// The cells of one value, if it was seen.
     pub fn get(&self, v: &Value) -> Option<[Cell; 2]> {
-        match v {
-            Value::Str(s) => self.strings.get(s.as_str()).copied(),
-            v => self.values.get(v).copied(),
-        }
+        let slot = self.index.find(v.as_value_ref())?;
+        self.cells.get(slot as usize).copied()
     }
 
     /// How many distinct values were counted.
     pub fn distinct(&self) -> usize {
-        self.values.len() + self.strings.len()
+        self.index.keys.len()
     }
 
+    /// Counts `col`'s counted rows; `slots` is room for the column's slots, reused from
+    /// field to field.
     fn add(
         &mut self,
         col: &ArrayRef,
-        side: &[Option<(usize, f64)>],
+        rows: &Rows,
+        slots: &mut Vec<u32>,
         limits: &Limits,
     ) -> Result<()> {
-        let (values, strings) = (&mut self.values, &mut self.strings);
-        values::for_each(col, self.bins.as_ref(), |i, v| {
-            let Some((s, w)) = side[i] else { return };
-            match v {
-                ValueRef::Str(v) => match strings.get_mut(v) {
-                    Some(e) => e[s].add(w),
-                    None => {
-                        let mut e = [Cell::default(); 2];
-                        e[s].add(w);
-                        strings.insert(v.to_owned(), e);
-                    }
-                },
-                v => values.entry(v.to_value()).or_default()[s].add(w),
+        values::slots(
+            col,
+            self.bins.as_ref(),
+            &rows.counted,
+            &mut self.index,
+            slots,
+        )?;
+        self.cells
+            .resize(self.index.keys.len(), [Cell::default(); 2]);
+        for ((&slot, &side), &w) in slots.iter().zip(&rows.side).zip(&rows.weight) {
+            if slot != values::UNCOUNTED {
+                self.cells[slot as usize][usize::from(side)].add(w);
             }
-        })?;
+        }
         self.check(limits);
         Ok(())
     }
@@ -212,9 +283,14 @@ impl FieldCounts {
     fn check(&mut self, limits: &Limits) {
         if self.distinct() > limits.max_distinct {
             self.identifier = true;
-            self.values = HashMap::new();
-            self.strings = HashMap::new();
+            self.forget();
         }
+    }
+
+    /// Drops every value counted (the field is an identifier).
+    fn forget(&mut self) {
+        self.index = Index::default();
+        self.cells = Vec::new();
     }
 }
 
@@ -330,5 +406,185 @@ mod tests {
             };
             assert_eq!(sorted(&p1), sorted(&whole));
         }
+    }
+
+    /// `(field, value, cells)` of every field but the identifiers, sorted: what a pass counted.
+    fn counted(c: &Counts) -> Vec<(String, Value, [Cell; 2])> {
+        let mut out: Vec<_> = c
+            .fields
+            .iter()
+            .filter(|f| !f.identifier)
+            .flat_map(|f| f.entries().map(|(v, cells)| (f.name.clone(), v, cells)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// A batch of `(sel, w, text)` with the text in the column given.
+    fn text_batch(sel: Vec<Option<bool>>, w: Vec<f64>, text: ArrayRef) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("sel", DataType::Boolean, true),
+            Field::new("w", DataType::Float64, false),
+            Field::new("text", text.data_type().clone(), true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(BooleanArray::from(sel)),
+                Arc::new(Float64Array::from(w)),
+                text,
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn strings_count_the_same_in_every_encoding_views_shared_or_not() {
+        use datafusion::arrow::array::{DictionaryArray, StringViewBuilder};
+        use datafusion::arrow::datatypes::Int16Type;
+        // Long strings (past the 12 bytes a view holds inline) that share a prefix and a
+        // length, so their views differ only in where the bytes are; the same string stored
+        // twice (two views) and once shared (one view, deduplicated); short ones inline.
+        let texts = [
+            Some("checkout-service-eu-west-1"),
+            Some("checkout-service-eu-west-2"),
+            Some("checkout-service-eu-west-1"),
+            None,
+            Some("a"),
+            Some("checkout-service-eu-west-2"),
+            Some("a"),
+            Some("only-uncounted-row-value"),
+            Some("checkout-service-eu-west-1"),
+        ];
+        let sel = vec![
+            Some(true),
+            Some(true),
+            Some(false),
+            Some(false),
+            Some(true),
+            Some(false),
+            Some(false),
+            None,
+            Some(true),
+        ];
+        let w = vec![1.0, 4.0, 4.0, 1.0, 1.0, 4.0, 4.0, 1.0, 4.0];
+        let mut plain_views = StringViewBuilder::new();
+        let mut shared_views = StringViewBuilder::new().with_deduplicate_strings();
+        for t in texts {
+            plain_views.append_option(t);
+            shared_views.append_option(t);
+        }
+        let encodings: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(texts.to_vec())),
+            Arc::new(plain_views.finish()),
+            Arc::new(shared_views.finish()),
+            Arc::new(texts.into_iter().collect::<DictionaryArray<Int16Type>>()),
+        ];
+        let names = vec!["text".to_owned()];
+        let limits = Limits::default();
+        let mut answers = Vec::new();
+        for col in encodings {
+            let mut c = Counts::new(&names, vec![]);
+            let b = text_batch(sel.clone(), w.clone(), col);
+            // Twice, in two batches: what one batch learnt must hold in the next.
+            c.add(&b, &limits).unwrap();
+            c.add(&b, &limits).unwrap();
+            answers.push(counted(&c));
+        }
+        let eu1 = Value::Str("checkout-service-eu-west-1".into());
+        let want_eu1 = [
+            Cell::uniform(2, 1.0).plus(&Cell::uniform(2, 4.0)),
+            Cell::uniform(2, 4.0),
+        ];
+        assert!(
+            answers[0].contains(&("text".into(), eu1, want_eu1)),
+            "{:?}",
+            answers[0]
+        );
+        // The value only a row of neither side holds is not a value of the field.
+        assert_eq!(answers[0].len(), 4, "{:?}", answers[0]);
+        for a in &answers[1..] {
+            assert_eq!(a, &answers[0]);
+        }
+    }
+
+    #[test]
+    fn counting_partitions_apart_and_merging_them_is_counting_the_whole() {
+        // 600 rows: an identifier (all distinct), a few strings, a binned float, a boolean.
+        let n = 600;
+        let sel: Vec<Option<bool>> = (0..n).map(|i| (i % 7 != 0).then_some(i % 3 == 0)).collect();
+        let w: Vec<f64> = (0..n).map(|i| [1.0, 4.0, 0.5][i % 3]).collect();
+        let schema = Schema::new(vec![
+            Field::new("sel", DataType::Boolean, true),
+            Field::new("w", DataType::Float64, false),
+            Field::new("id", DataType::Int64, false),
+            Field::new("zone", DataType::Utf8View, true),
+            Field::new("mem", DataType::Float64, true),
+            Field::new("flag", DataType::Boolean, true),
+        ]);
+        let zones: Vec<Option<String>> = (0..n)
+            .map(|i| (i % 11 != 0).then(|| format!("zone-with-a-long-name-{}", i % 5)))
+            .collect();
+        let whole = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(BooleanArray::from(sel)),
+                Arc::new(Float64Array::from(w)),
+                Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
+                Arc::new(
+                    zones
+                        .into_iter()
+                        .collect::<datafusion::arrow::array::StringViewArray>(),
+                ),
+                Arc::new(Float64Array::from(
+                    (0..n)
+                        .map(|i| (i % 13 != 0).then_some(i as f64))
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(BooleanArray::from(
+                    (0..n)
+                        .map(|i| (i % 4 != 0).then_some(i % 2 == 0))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        let names: Vec<String> = ["id", "zone", "mem", "flag"].map(String::from).to_vec();
+        let bins = vec![
+            None,
+            None,
+            Some(Bins {
+                edges: vec![100.0, 250.0, 400.0],
+            }),
+            None,
+        ];
+        let limits = Limits { max_distinct: 300 };
+        let mut single = Counts::new(&names, bins.clone());
+        for at in (0..n).step_by(64) {
+            single
+                .add(&whole.slice(at, 64.min(n - at)), &limits)
+                .unwrap();
+        }
+        // Three partitions of uneven sizes, none of which sees 300 ids alone.
+        let mut parts = Vec::new();
+        for (at, len) in [(0, 250), (250, 100), (350, 250)] {
+            let mut p = Counts::new(&names, bins.clone());
+            p.add(&whole.slice(at, len), &limits).unwrap();
+            parts.push(p);
+        }
+        let mut merged = parts.remove(2);
+        for p in parts {
+            merged.merge(p, &limits);
+        }
+        assert_eq!(merged.selection, single.selection);
+        assert_eq!(merged.baseline, single.baseline);
+        let identifiers = |c: &Counts| c.fields.iter().map(|f| f.identifier).collect::<Vec<_>>();
+        assert_eq!(identifiers(&single), [true, false, false, false]);
+        assert_eq!(identifiers(&merged), identifiers(&single));
+        assert_eq!(counted(&merged), counted(&single));
+        // Null zones, four bins and null mems, both flags and null: all counted.
+        assert_eq!(merged.fields[1].distinct(), 6);
+        assert_eq!(merged.fields[2].distinct(), 5);
+        assert_eq!(merged.fields[3].distinct(), 3);
     }
 }

@@ -4,9 +4,10 @@
 //!
 //! The parts, each pure and tested on its own except the DataFusion passes:
 //! - [`request`]: the question as the front doors receive it (`--since 1h`, `p99 duration_ms`);
-//! - [`analyze`]: `QueryEngine::outliers`, the DataFusion passes over a window (quantile bins
-//!   of numeric fields, then streamed scans into [`counts`] and [`combos`]), fields the
-//!   predicates use left out, and the [`analyze::Report`];
+//! - [`analyze`]: `QueryEngine::outliers`, the DataFusion passes over a window (streamed
+//!   scans into [`numeric`], then [`counts`] and [`combos`]), fields the predicates use left
+//!   out, and the [`analyze::Report`];
+//! - [`numeric`]: the numeric fields' bins and their correlation with the measure;
 //! - [`values`]: one column's values as the counters see them, whatever its Arrow encoding;
 //! - [`counts`]: every field's values on both sides at once, identifiers recognised and dropped;
 //! - [`stats`]: the weighted statistics of one candidate (support, risk ratio, a confidence
@@ -25,6 +26,7 @@
 pub mod analyze;
 pub mod combos;
 pub mod counts;
+pub mod numeric;
 pub mod order;
 pub mod rank;
 pub mod request;

@@ -103,6 +103,152 @@ pub fn for_each(
     Ok(())
 }
 
+/// Gives each distinct value a slot: where a pass keeps that value's counts. The same value
+/// must always get the same slot.
+pub trait Slots {
+    fn slot(&mut self, v: ValueRef<'_>) -> u32;
+}
+
+/// What [`slots`] writes for a row it was told not to count.
+pub const UNCOUNTED: u32 = u32::MAX;
+
+/// The slot of every row of `col` that `counted` says to count (the value as [`for_each`]
+/// reads it, looked up in `slots`), [`UNCOUNTED`] for the others, into `out`. A value that
+/// only uncounted rows hold is never looked up, so it gets no slot.
+///
+/// The point is to look up as few values as possible: per row, a hash of the value is most
+/// of the work of counting it. Strings and integers go through a small direct-mapped memo of
+/// the slots last seen ([`Memo`]), so a column of few distinct values (most of them) is
+/// looked up in `slots` about once per value per batch, not once per row. For a `Utf8View`
+/// column the memo is keyed by the 16-byte view, not the string: two rows with the same view
+/// hold the same string (the same inline bytes, or the same length, buffer and offset), so
+/// the view stands for the string within this column. A dictionary's values are looked up
+/// once per key. Booleans and bins are few, and `Slots` implementations keep them in arrays.
+pub fn slots(
+    col: &ArrayRef,
+    bins: Option<&Bins>,
+    counted: &[bool],
+    slots: &mut impl Slots,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    let n = col.len();
+    out.clear();
+    out.resize(n, UNCOUNTED);
+    match col.data_type() {
+        DataType::Utf8View => {
+            let a = col.as_string_view();
+            let views = a.views();
+            let mut memo = Memo::new(0u128);
+            for i in (0..n).filter(|&i| counted[i]) {
+                out[i] = if a.is_null(i) {
+                    slots.slot(ValueRef::Null)
+                } else {
+                    let view = views[i];
+                    let (lo, hi) = (view as u64, (view >> 64) as u64);
+                    memo.get(view, lo ^ mix(hi), || slots.slot(ValueRef::Str(a.value(i))))
+                };
+            }
+        }
+        dt if bins.is_none() && dt.is_integer() => {
+            let a = cast(col, &DataType::Int64)?;
+            let a = a.as_primitive::<Int64Type>();
+            let mut memo = Memo::new(0i64);
+            for i in (0..n).filter(|&i| counted[i]) {
+                out[i] = if a.is_null(i) {
+                    slots.slot(ValueRef::Null)
+                } else {
+                    let v = a.value(i);
+                    memo.get(v, v as u64, || slots.slot(ValueRef::Int(v)))
+                };
+            }
+        }
+        DataType::Dictionary(..) => {
+            let a = col.as_any_dictionary();
+            let values = a.values();
+            // Read as text, as `for_each` reads a dictionary; each key looked up once, on its
+            // first counted row. An empty dictionary can only have null keys.
+            let mut of_key: Vec<Option<u32>> = vec![None; values.len()];
+            let keys = if values.is_empty() {
+                vec![0; n]
+            } else {
+                a.normalized_keys()
+            };
+            let values = as_text(values)?;
+            for i in (0..n).filter(|&i| counted[i]) {
+                out[i] = if a.is_null(i) {
+                    slots.slot(ValueRef::Null)
+                } else {
+                    let k = keys[i];
+                    *of_key[k].get_or_insert_with(|| slots.slot(text_at(&values, k)))
+                };
+            }
+        }
+        _ => for_each(col, bins, |i, v| {
+            if counted[i] {
+                out[i] = slots.slot(v);
+            }
+        })?,
+    }
+    Ok(())
+}
+
+/// The slots of the last keys seen, one per hash bucket (256): a hit costs a multiply and a
+/// compare, a miss (a value not seen in this batch, or one that shares its bucket) a lookup
+/// in the `Slots` behind it. Keys are compared whole, so the hash only decides speed; a set
+/// of values made to share buckets costs the lookups the memo would have saved, no more.
+struct Memo<K> {
+    keys: [K; 256],
+    slots: [u32; 256],
+}
+
+impl<K: Copy + PartialEq> Memo<K> {
+    fn new(fill: K) -> Self {
+        Memo {
+            keys: [fill; 256],
+            slots: [UNCOUNTED; 256],
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, key: K, hash: u64, miss: impl FnOnce() -> u32) -> u32 {
+        let b = (mix(hash) >> 56) as usize;
+        if self.slots[b] != UNCOUNTED && self.keys[b] == key {
+            return self.slots[b];
+        }
+        let slot = miss();
+        self.keys[b] = key;
+        self.slots[b] = slot;
+        slot
+    }
+}
+
+/// Fibonacci hashing: the top bits of the product depend on every bit of `x`.
+#[inline]
+fn mix(x: u64) -> u64 {
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// A dictionary's values as text, the way [`for_each`] reads a dictionary (it casts the
+/// whole column to `Utf8`): strings as they are, anything else cast.
+fn as_text(values: &ArrayRef) -> Result<ArrayRef> {
+    match values.data_type() {
+        DataType::Utf8View | DataType::Utf8 | DataType::LargeUtf8 => Ok(values.clone()),
+        _ => Ok(cast(values, &DataType::Utf8)?),
+    }
+}
+
+/// Row `i` of a column [`as_text`] made.
+fn text_at(a: &ArrayRef, i: usize) -> ValueRef<'_> {
+    if a.is_null(i) {
+        return ValueRef::Null;
+    }
+    ValueRef::Str(match a.data_type() {
+        DataType::Utf8View => a.as_string_view().value(i),
+        DataType::LargeUtf8 => a.as_string::<i64>().value(i),
+        _ => a.as_string::<i32>().value(i),
+    })
+}
+
 fn nullable<'a>(a: &dyn Array, i: usize, v: impl FnOnce() -> ValueRef<'a>) -> ValueRef<'a> {
     if a.is_null(i) { ValueRef::Null } else { v() }
 }
@@ -114,7 +260,7 @@ mod tests {
     use datafusion::arrow::array::{
         BooleanArray, DictionaryArray, Float64Array, Int32Array, StringArray, StringViewArray,
     };
-    use datafusion::arrow::datatypes::Int8Type;
+    use datafusion::arrow::datatypes::{Int8Type, Int32Type};
 
     use super::*;
 
@@ -161,5 +307,78 @@ mod tests {
         );
         let flags: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None]));
         assert_eq!(read(flags, None), vec![Value::Bool(true), Value::Null]);
+    }
+
+    /// Slots handed out in order of first sight, as a pass keeps them.
+    #[derive(Default)]
+    struct Seen(Vec<Value>);
+
+    impl Slots for Seen {
+        fn slot(&mut self, v: ValueRef<'_>) -> u32 {
+            let v = v.to_value();
+            match self.0.iter().position(|s| *s == v) {
+                Some(i) => i as u32,
+                None => {
+                    self.0.push(v);
+                    (self.0.len() - 1) as u32
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn slots_name_the_values_for_each_reads_and_skip_uncounted_rows() {
+        // Many more values than the memo has buckets, repeating out of order, so that
+        // values share buckets and evict each other; long and short strings; nulls.
+        let n = 5000;
+        let ints: ArrayRef = Arc::new(Int32Array::from(
+            (0..n)
+                .map(|i| (i % 17 != 0).then_some((i * 7919 % 1201) as i32 - 600))
+                .collect::<Vec<_>>(),
+        ));
+        let text = |i: usize| match i % 3 {
+            0 => format!("s{}", i * 31 % 700),
+            _ => format!("a-string-longer-than-twelve-bytes-{}", i * 31 % 700),
+        };
+        let views: ArrayRef = Arc::new(StringViewArray::from(
+            (0..n)
+                .map(|i| (i % 13 != 0).then(|| text(i)))
+                .collect::<Vec<_>>(),
+        ));
+        let dict: ArrayRef = Arc::new(
+            (0..n)
+                .map(|i| (i % 13 != 0).then(|| text(i % 100)))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(Option::as_deref)
+                .collect::<DictionaryArray<Int32Type>>(),
+        );
+        let bins = Bins {
+            edges: vec![-100.0, 0.0, 100.0],
+        };
+        let counted: Vec<bool> = (0..n).map(|i| i % 5 != 0).collect();
+        for (col, bins) in [
+            (ints.clone(), None),
+            (ints, Some(&bins)),
+            (views, None),
+            (dict, None),
+        ] {
+            let mut seen = Seen::default();
+            let mut out = Vec::new();
+            slots(&col, bins, &counted, &mut seen, &mut out).unwrap();
+            let want = read(col.clone(), bins);
+            for i in 0..n {
+                if counted[i] {
+                    assert_eq!(seen.0[out[i] as usize], want[i], "row {i} of {col:?}");
+                } else {
+                    assert_eq!(out[i], UNCOUNTED);
+                }
+            }
+            // Only values of counted rows were given a slot.
+            let mut kept: Vec<&Value> = (0..n).filter(|&i| counted[i]).map(|i| &want[i]).collect();
+            kept.sort();
+            kept.dedup();
+            assert_eq!(seen.0.len(), kept.len());
+        }
     }
 }
