@@ -42,8 +42,9 @@
 //! **Ground truth** is the planted cause, and the generator counts exactly how many events of
 //! the full, unsampled stream it matched (the `share` column). A scenario's rank is that of the
 //! first ranked explanation naming exactly the cause's terms (a term may be shown as folded into
-//! an equivalent value, `implies`); Hit@k is the share of scenarios ranked k or better, MRR the
-//! mean of 1/rank (0 when missed). Targets (issue 7): weighted Hit@1 >= 0.9, Hit@5 >= 0.98, and
+//! an equivalent value, `implies`, or the terms as another name for exactly the finding's
+//! events, `same_events`: a pod that is the cause's build in its zone); Hit@k is the share of
+//! scenarios ranked k or better, MRR the mean of 1/rank (0 when missed). Targets (issue 7): weighted Hit@1 >= 0.9, Hit@5 >= 0.98, and
 //! the unweighted variant measurably worse.
 //!
 //! **False explanations**: `NULL_RUNS` (default 10) streams with nothing planted, where the

@@ -384,4 +384,51 @@ mod tests {
             assert!((u - truth).abs() > 0.3 * truth, "unweighted {u} vs {truth}");
         }
     }
+
+    #[test]
+    fn a_conjunction_with_the_same_events_as_a_value_is_folded_into_it() {
+        let t = Thresholds::default();
+        let (selection, baseline) = (Cell::uniform(1_000, 1.0), Cell::uniform(9_000, 20.0));
+        let (sel, base) = (Cell::uniform(94, 1.0), Cell::uniform(195, 20.0));
+        let a = stats::assess(sel, base, selection, baseline, &t);
+        let pod = ("k8s.pod.name".to_owned(), Value::Str("p-1".into()));
+        let mut singles = vec![Explanation {
+            field: pod.0.clone(),
+            value: pod.1.clone(),
+            selection: sel,
+            baseline: base,
+            assessment: a,
+            implies: Vec::new(),
+            score: a.lower,
+            same_events: Vec::new(),
+        }];
+        let combination = |terms: Vec<(String, Value)>, sel: Cell| Combination {
+            terms,
+            selection: sel,
+            baseline: base,
+            assessment: a,
+            implies: Vec::new(),
+            score: a.lower,
+            same_events: Vec::new(),
+        };
+        let zone_build = vec![
+            ("availability_zone".to_owned(), Value::Str("z".into())),
+            ("build.id".to_owned(), Value::Str("b".into())),
+        ];
+        let other = vec![
+            ("availability_zone".to_owned(), Value::Str("z".into())),
+            ("region".to_owned(), Value::Str("r".into())),
+        ];
+        let mut combinations = vec![
+            combination(zone_build.clone(), sel),
+            // One selected event more: other events.
+            combination(other.clone(), Cell::uniform(95, 1.0)),
+        ];
+        fold_same_events(&mut singles, &mut combinations);
+        assert_eq!(singles[0].same_events, [zone_build]);
+        let [kept] = combinations.as_slice() else {
+            panic!("{combinations:#?}")
+        };
+        assert_eq!(kept.terms, other);
+    }
 }

@@ -74,6 +74,13 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
             if !f.implies.is_empty() {
                 let _ = writeln!(out, "      (implies {})", report.finding_text(&f.implies));
             }
+            for same in &f.same_events {
+                let _ = writeln!(
+                    out,
+                    "      (the same events as {})",
+                    report.finding_text(same)
+                );
+            }
         }
     }
     for view in report.by_field.iter().take(limits.fields) {
