@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 
+use ahash::RandomState;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
@@ -28,7 +29,7 @@ struct Field {
     sketch: Option<Sketch>,
     /// For an integer field, its distinct values (as `f64` bits) while there are at most
     /// `max_distinct`; `None` once there are more (or for a float field).
-    distinct: Option<HashSet<u64>>,
+    distinct: Option<HashSet<u64, RandomState>>,
     /// Per measure, the co-moments of the field's and the measure's logs.
     with: Vec<Comoments>,
 }
@@ -73,7 +74,7 @@ impl Numeric {
                 .iter()
                 .map(|k| Field {
                     sketch: (*k != Kind::Other).then(Sketch::default),
-                    distinct: (*k == Kind::Integer).then(HashSet::new),
+                    distinct: (*k == Kind::Integer).then(HashSet::default),
                     with: vec![Comoments::default(); measures],
                 })
                 .collect(),
@@ -107,9 +108,13 @@ impl Numeric {
                 }
             }
             if let Some(seen) = &mut f.distinct {
+                // Runs of one value (a status code, a retry count) skip the set.
+                let mut last = None;
                 for i in 0..x.len() {
-                    if x.is_valid(i) {
-                        seen.insert(x.value(i).to_bits());
+                    let bits = x.value(i).to_bits();
+                    if x.is_valid(i) && last != Some(bits) {
+                        last = Some(bits);
+                        seen.insert(bits);
                         if seen.len() > self.max_distinct {
                             break;
                         }
