@@ -34,6 +34,11 @@ pub const TRIPLE_SEEDS: usize = 96;
 /// A set of candidates, one bit each.
 type Set = u128;
 
+/// Most distinct sets a pass keeps (~70 bytes each). Past it, the weakest half of the
+/// candidates is dropped (see [`Combos::shrink`]), so memory stays bounded however varied the
+/// events are.
+pub const MAX_SETS: usize = 2_000_000;
+
 /// One candidate term: the field's position among the counted fields, and the value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Term {
@@ -70,10 +75,11 @@ pub struct Ranked {
 }
 
 /// The rows of every distinct set of matched candidates, on each side.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Combos {
     pub terms: Vec<Term>,
     sets: HashMap<Set, [Cell; 2]>,
+    max_sets: usize,
 }
 
 impl Combos {
@@ -82,6 +88,7 @@ impl Combos {
         Combos {
             terms,
             sets: HashMap::new(),
+            max_sets: MAX_SETS,
         }
     }
 
@@ -127,11 +134,47 @@ impl Combos {
             };
             self.sets.entry(set).or_default()[side].add(w);
         }
+        self.bound();
         Ok(())
     }
 
+    /// Holds the sets to [`MAX_SETS`], dropping the weakest half of the candidates as often
+    /// as it takes.
+    fn bound(&mut self) {
+        while self.sets.len() > self.max_sets && self.terms.len() > 2 {
+            self.shrink(self.terms.len() / 2);
+        }
+    }
+
+    /// Keeps only the first `keep` candidates (the strongest: see
+    /// [`super::rank::combination_candidates`]) in every set, merging the sets that become
+    /// equal and dropping those left with fewer than two.
+    fn shrink(&mut self, keep: usize) {
+        self.terms.truncate(keep);
+        let mask: Set = if keep >= 128 { !0 } else { (1 << keep) - 1 };
+        let old = std::mem::take(&mut self.sets);
+        for (set, cells) in old {
+            let set = set & mask;
+            if set.count_ones() < 2 {
+                continue;
+            }
+            let mine = self.sets.entry(set).or_default();
+            for s in 0..2 {
+                mine[s] = mine[s].plus(&cells[s]);
+            }
+        }
+    }
+
     /// Merges another pass's sets (over the same candidates) into this one.
-    pub fn merge(&mut self, other: Combos) {
+    pub fn merge(&mut self, mut other: Combos) {
+        // Partitions that shrank keep only what all kept.
+        let keep = self.terms.len().min(other.terms.len());
+        if self.terms.len() > keep {
+            self.shrink(keep);
+        }
+        if other.terms.len() > keep {
+            other.shrink(keep);
+        }
         for (set, cells) in other.sets {
             let mine = self.sets.entry(set).or_default();
             for s in 0..2 {
@@ -491,5 +534,38 @@ mod tests {
             only.assessment.lower > x_alone.lower,
             "{only:?} {x_alone:?}"
         );
+    }
+
+    #[test]
+    fn too_many_sets_drop_the_weakest_candidates_and_partitions_merge_on_what_both_kept() {
+        let term = |v: &str| Term {
+            field: 0,
+            value: Value::Str(v.into()),
+        };
+        let terms = vec![term("a"), term("b"), term("c"), term("d")];
+        let bit = |i: usize| 1u128 << i;
+        let mut combos = Combos::new(terms.clone());
+        combos.max_sets = 2;
+        for (set, n) in [
+            (bit(0) | bit(1) | bit(2) | bit(3), 5),
+            (bit(2) | bit(3), 1),
+            (bit(0) | bit(1), 2),
+            (bit(1) | bit(2), 3),
+        ] {
+            combos.sets.insert(set, cells(n, n));
+        }
+        combos.bound();
+        // Only a and b are left; the sets with both merge, the others are gone.
+        assert_eq!(combos.terms, terms[..2]);
+        assert_eq!(combos.sets.len(), 1);
+        assert_eq!(combos.pairs()[1], cells(7, 7));
+        // A partition that kept all four merges on the two.
+        let mut other = Combos::new(terms.clone());
+        other.sets.insert(bit(0) | bit(1) | bit(3), cells(1, 1));
+        other.sets.insert(bit(2) | bit(3), cells(4, 4));
+        combos.merge(other);
+        assert_eq!(combos.terms.len(), 2);
+        assert_eq!(combos.sets.len(), 1);
+        assert_eq!(combos.pairs()[1], cells(8, 8));
     }
 }
