@@ -2,9 +2,11 @@
 //! Passes of DataFusion over the window, each folded partition by partition on every core:
 //! one over the numeric fields (their bins and which follow the measure, see [`numeric`]),
 //! then one that hands `(selected, weight, fields...)` batches to [`Counts`], then one for
-//! pairs and triples of the strongest values.
+//! pairs and triples of the candidate values (see [`rank::combination_candidates`]).
 //!
 //! [`numeric`]: super::numeric
+
+use std::collections::HashMap;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
@@ -574,9 +576,14 @@ impl QueryEngine {
                 lower: c.assessment.lower,
             }))
             .collect();
+        // Asked for every pair of findings and each of their terms: looked up, not scanned.
+        let mut implied_by: HashMap<&order::Term, Vec<&order::Term>> = HashMap::new();
+        for (x, y) in &implied_terms {
+            implied_by.entry(x).or_default().push(y);
+        }
         let keys = order::keys(
             &items,
-            |a, b| implied_terms.iter().any(|(x, y)| x == a && y == b),
+            |a, b| implied_by.get(a).is_some_and(|ys| ys.contains(&b)),
             counts.selection,
             counts.baseline,
             &q.thresholds,

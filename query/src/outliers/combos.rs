@@ -35,7 +35,7 @@ pub const TRIPLE_SEEDS: usize = 96;
 type Set = u128;
 
 /// Most distinct sets a pass keeps (~70 bytes each). Past it, the weakest half of the
-/// candidates is dropped (see [`Combos::shrink`]), so memory stays bounded however varied the
+/// candidates is dropped (`Combos::shrink`), so memory stays bounded however varied the
 /// events are.
 pub const MAX_SETS: usize = 2_000_000;
 
