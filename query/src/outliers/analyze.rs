@@ -63,6 +63,9 @@ pub struct Report {
     pub identifiers: Vec<String>,
     /// Fields left out because the selection or baseline is defined on them.
     pub defining: Vec<String>,
+    /// The measure the selection is a threshold on, when it is one (`duration_ms`): each
+    /// finding's [`super::shift::Shift`] compares its events' measure with the rest's.
+    pub measure: Option<String>,
     /// Numeric fields left out because they follow a numeric field the selection is defined
     /// on (`cpu.time_ms` when the selection is `duration_ms > 800`): `(field, measure, r)`,
     /// see [`FOLLOWS_MEASURE`].
@@ -236,6 +239,7 @@ impl Report {
                 "risk_ratio": if a.risk_ratio.is_finite() { json!(a.risk_ratio) } else { json!("inf") },
                 "risk_ratio_95": [a.lower, a.upper],
                 "p_value": a.p_value,
+                "measure_shift": a.shift.map(|s| json!({"ratio": s.ratio, "p_value": s.p_value})),
                 "selection": cell(sel),
                 "baseline": cell(base),
             })
@@ -254,6 +258,7 @@ impl Report {
             "selection": cell(&self.selection),
             "baseline": cell(&self.baseline),
             "fields": self.fields,
+            "measure": self.measure,
             "left_out": {
                 "identifiers": self.identifiers,
                 "defining_the_selection": self.defining,
@@ -309,6 +314,29 @@ impl Report {
 /// correlates at ~0.9; fields that merely tend to come with slow requests (row counts,
 /// payload sizes, a database's time capped by the request's) stay well below.
 pub const FOLLOWS_MEASURE: f64 = 0.7;
+
+/// The measure a selection is a threshold on (`"duration_ms" > 812.5`, which `--above p95
+/// duration_ms` becomes, or `>=`): a numeric column compared with a literal, nothing else.
+/// Then whether a candidate's events have a higher measure is evidence too (see
+/// [`super::shift`]).
+fn threshold_measure(expr: &datafusion::logical_expr::Expr, schema: &DFSchema) -> Option<String> {
+    use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return None;
+    };
+    let literal = |e: &Expr| match e {
+        Expr::Literal(..) => true,
+        Expr::Cast(c) => matches!(*c.expr, Expr::Literal(..)),
+        _ => false,
+    };
+    let column = match (left.as_ref(), op, right.as_ref()) {
+        (Expr::Column(c), Operator::Gt | Operator::GtEq, r) if literal(r) => c,
+        (l, Operator::Lt | Operator::LtEq, Expr::Column(c)) if literal(l) => c,
+        _ => return None,
+    };
+    let field = schema.field_with_unqualified_name(&column.name).ok()?;
+    field.data_type().is_numeric().then(|| column.name.clone())
+}
 
 /// Fields that are never explanations: the time, the weight, trace linkage and the partition
 /// columns (all identify or merely locate events).
@@ -368,6 +396,11 @@ fn round_edge(x: f64, integer: bool) -> f64 {
     if integer { r.ceil() } else { r }
 }
 
+/// The findings (strongest first) whose overlaps are measured for the order of the answer
+/// (see [`order`]): enough for the top of any report, few enough that the walk over the
+/// conjunction pass's sets stays a fraction of the pass.
+const OVERLAPS_AMONG: usize = 64;
+
 /// An integer field with more distinct values than this in the window is binned like a float.
 const MAX_EXACT_INTEGERS: usize = 64;
 
@@ -383,6 +416,7 @@ impl QueryEngine {
         let df_schema = DFSchema::try_from(schema.as_ref().clone())
             .map_err(|e| Error::Execution(e.to_string()))?;
         let mut defining: Vec<String> = Vec::new();
+        let mut threshold_on: Option<String> = None;
         for (what, pred) in [
             ("selection", Some(&q.selection)),
             ("baseline", q.baseline.as_ref()),
@@ -398,6 +432,9 @@ impl QueryEngine {
                 if !defining.contains(&c.name) {
                     defining.push(c.name.clone());
                 }
+            }
+            if what == "selection" && q.baseline.is_none() {
+                threshold_on = threshold_measure(&expr, &df_schema);
             }
         }
         let fields: Vec<(String, DataType)> = schema
@@ -441,8 +478,12 @@ impl QueryEngine {
             None => format!("NOT ({})", q.selection),
         };
         // `(selected, weight, fields...)` for the fields named.
-        let pass_sql = |names: &[String]| {
-            let columns: Vec<String> = names.iter().map(|n| ident(n)).collect();
+        let pass_sql = |names: &[String], measure: Option<&str>| {
+            let columns: Vec<String> = names
+                .iter()
+                .map(|n| ident(n))
+                .chain(measure.map(|m| format!("CAST({} AS DOUBLE)", ident(m))))
+                .collect();
             format!(
                 "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
                  sample_rate{sep}{cols} FROM {table}{filter}",
@@ -452,7 +493,7 @@ impl QueryEngine {
             )
         };
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-        let sql = pass_sql(&names);
+        let sql = pass_sql(&names, None);
         let limits = q.limits;
         // Counting is most of the pass's work: each partition counts apart, on its own core.
         let (init_names, init_bins) = (names.clone(), bins.clone());
@@ -483,6 +524,8 @@ impl QueryEngine {
         let candidates =
             rank::combination_candidates(&counts, &q.thresholds, left_out, combos::MAX_CANDIDATES);
         let mut combinations = Vec::new();
+        // The conjunction pass's sets, kept to find the events findings share.
+        let mut sets: Option<Combos> = None;
         // `(a, b)`: every event with value `a` has value `b` (a pod its host's zone).
         let mut implied_terms: Vec<(order::Term, order::Term)> = Vec::new();
         if candidates.len() >= 2 {
@@ -504,10 +547,11 @@ impl QueryEngine {
             // tested against, and what an implication is told by.
             let cells: Vec<[Cell; 2]> = candidates.iter().map(|(.., c)| *c).collect();
             // Each partition finds its rows' sets on its own core.
+            let with_measure = threshold_on.is_some();
             let combos = self
                 .fold_partitions(
-                    &pass_sql(&used_names),
-                    move || Combos::new(terms.clone()),
+                    &pass_sql(&used_names, threshold_on.as_deref()),
+                    move || Combos::new(terms.clone(), with_measure),
                     move |c, b| c.add(b, &used_bins),
                     |c, other| c.merge(other),
                 )
@@ -521,6 +565,15 @@ impl QueryEngine {
             );
             combinations = found.combinations;
             tested += found.tested;
+            // The measure's evidence for the candidates that are explanations alone.
+            for ((field, value, _), shift) in candidates.iter().zip(&found.single_shifts) {
+                if let Some(e) = explanations
+                    .iter_mut()
+                    .find(|e| e.field == names[*field] && e.value == *value)
+                {
+                    e.assessment = e.assessment.with_shift(*shift);
+                }
+            }
             let term = |c: usize| {
                 let (field, value, _) = &candidates[c];
                 (names[*field].clone(), value.clone())
@@ -530,19 +583,7 @@ impl QueryEngine {
                 .iter()
                 .map(|&(x, y)| (term(x), term(y)))
                 .collect();
-            // A value implied by a stronger one (a host's zone) is folded into it.
-            let position = |c: usize| {
-                let (field, value, _) = &candidates[c];
-                explanations
-                    .iter()
-                    .position(|e| e.field == names[*field] && e.value == *value)
-            };
-            let implications: Vec<(usize, usize)> = found
-                .implications
-                .iter()
-                .filter_map(|&(x, y)| Some((position(x)?, position(y)?)))
-                .collect();
-            rank::fold_implied(&mut explanations, &implications);
+            sets = Some(combos);
         }
         // Held to the false discovery rate over every candidate tried, singles and
         // conjunctions alike (see `stats`): only what passes is reported.
@@ -554,6 +595,25 @@ impl QueryEngine {
         let cutoff = stats::fdr_cutoff(p_values, tested, q.thresholds.false_discovery_rate);
         explanations.retain(|e| e.assessment.p_value <= cutoff);
         combinations.retain(|c| c.assessment.p_value <= cutoff);
+        // A value implied by a stronger one and over-represented only through it (a host's
+        // zone) is folded into it. After the cut, so nothing is folded into a value that
+        // is then dropped.
+        let position = |(field, value): &order::Term| {
+            explanations
+                .iter()
+                .position(|e| e.field == *field && e.value == *value)
+        };
+        let implications: Vec<(usize, usize)> = implied_terms
+            .iter()
+            .filter_map(|(x, y)| Some((position(x)?, position(y)?)))
+            .collect();
+        rank::fold_implied(
+            &mut explanations,
+            &implications,
+            counts.selection,
+            counts.baseline,
+            &q.thresholds,
+        );
         rank::fold_same_events(&mut explanations, &mut combinations);
         // Where findings nest, the one that explains the other first.
         let single_terms: Vec<[order::Term; 1]> = explanations
@@ -576,6 +636,38 @@ impl QueryEngine {
                 lower: c.assessment.lower,
             }))
             .collect();
+        // The events each pair of findings shares, where both are made of candidates: the
+        // conjunction of their terms, summed from the conjunction pass's sets.
+        let shared = match &sets {
+            Some(sets) => {
+                let candidate = |field: &str, value: &counts::Value| {
+                    candidates
+                        .iter()
+                        .position(|(f, v, _)| names[*f] == field && v == value)
+                        .filter(|&i| i < sets.terms.len())
+                };
+                let as_set = |terms: &[order::Term]| {
+                    terms.iter().try_fold(0u128, |set, (field, value)| {
+                        Some(set | 1 << candidate(field, value)?)
+                    })
+                };
+                // The strongest findings only: the walk costs sets x findings.
+                let mut strongest: Vec<usize> = (0..items.len()).collect();
+                strongest.sort_by(|&a, &b| items[b].lower.total_cmp(&items[a].lower));
+                strongest.truncate(OVERLAPS_AMONG);
+                let finding_sets: Vec<u128> = (0..items.len())
+                    .map(|i| {
+                        if strongest.contains(&i) {
+                            as_set(items[i].terms).unwrap_or(0)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                sets.intersections(&finding_sets)
+            }
+            None => HashMap::new(),
+        };
         // Asked for every pair of findings and each of their terms: looked up, not scanned.
         let mut implied_by: HashMap<&order::Term, Vec<&order::Term>> = HashMap::new();
         for (x, y) in &implied_terms {
@@ -584,9 +676,11 @@ impl QueryEngine {
         let keys = order::keys(
             &items,
             |a, b| implied_by.get(a).is_some_and(|ys| ys.contains(&b)),
+            |i, j| shared.get(&(i.min(j), i.max(j))).copied(),
             counts.selection,
             counts.baseline,
             &q.thresholds,
+            q.thresholds.false_discovery_rate / tested.max(1) as f64,
         );
         let (single_keys, combo_keys) = keys.split_at(explanations.len());
         for (e, k) in explanations.iter_mut().zip(single_keys) {
@@ -610,6 +704,7 @@ impl QueryEngine {
                 .collect(),
             fields: names,
             defining,
+            measure: threshold_on,
             following,
             restating,
             always_selected,

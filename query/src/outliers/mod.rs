@@ -10,6 +10,8 @@
 //! - [`numeric`]: the numeric fields' bins and their correlation with the measure;
 //! - [`values`]: one column's values as the counters see them, whatever its Arrow encoding;
 //! - [`counts`]: every field's values on both sides at once, identifiers recognised and dropped;
+//! - [`shift`]: for a threshold on a measure, whether a candidate's measure is higher than
+//!   the rest's (the information the threshold throws away);
 //! - [`stats`]: the weighted statistics of one candidate (support, risk ratio, a confidence
 //!   bound on effective sample sizes, eligibility);
 //! - [`rank`]: single-field explanations, best first, functionally dependent values folded;
@@ -30,6 +32,7 @@ pub mod numeric;
 pub mod order;
 pub mod rank;
 pub mod request;
+pub mod shift;
 pub mod stats;
 pub mod table_fn;
 pub mod text;

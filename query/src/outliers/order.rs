@@ -13,13 +13,25 @@
 //!
 //! For `x` within `y` (`y`'s events with `x` and `y`'s without it, the rest):
 //! - `x` **explains** `y` when, within `y`, `x`'s events are selected more often than the
-//!   rest's (the conditional bound is over 1) and the rest is not selected more often than
-//!   the events outside `y` (its bound is not over 1): `y` is over-represented only through
-//!   `x`, so `x` is the better answer and comes first.
-//! - `y` **explains** `x` when, within `y`, `x`'s events are not selected more often than the
-//!   rest's (the conditional bound is not over 1): `x` is a part of `y`'s effect, no more.
+//!   rest's (the conditional bound is over 1 and its p-value under `bar`) and the rest is
+//!   not selected more often than the events outside `y` (its bound is not over 1): `y` is
+//!   over-represented only through `x`, so `x` is the better answer and comes first.
+//! - `y` **explains** `x` when, within `y`, `x`'s events are not shown to be selected more
+//!   often than the rest's: `x` is a part of `y`'s effect, no more.
+//!
+//! `bar` is Bonferroni's for the tests of the whole analysis, as for a conjunction's terms
+//! (see [`super::combos::Combos::rank`]): a zone has dozens of pods, and the luckiest of
+//! them passes a 95% bound within it by chance; ranked on its own bound, a pod with few
+//! stored events and a high ratio would come before the zone that is the cause.
 //! - Otherwise (both over-represented: the cause and, within it, a decoy that rides along on
 //!   half its events) each keeps its own place.
+//!
+//! Findings that overlap without nesting (the cause, and the decoy that rides along on half
+//! its events joined with one of the cause's terms) are placed by the same question asked
+//! of their shared events `s`: `x` **explains** `y` when `y`'s events outside `x` (`y - s`)
+//! are not selected more often than the events outside `x`, while `x`'s outside `y` (`x - s`)
+//! are, more than the events outside `y`: all of `y`'s excess lies within `x`, and `x` has
+//! more to say.
 //!
 //! A finding explained by another is placed just after it, whatever its own bound.
 
@@ -43,13 +55,17 @@ pub struct Item<'a> {
 
 /// The key of each of `items` to rank them by (descending): its own `lower`, or just under
 /// that of a finding that explains it (see the module doc). `implies(a, b)` says whether
-/// every event with term `a` has term `b`.
+/// every event with term `a` has term `b`; `shared(i, j)` gives the `[selection, baseline]`
+/// cells of the events items `i` and `j` share, when known; `bar` is the p-value a finding's
+/// excess within another must be under.
 pub fn keys(
     items: &[Item<'_>],
     implies: impl Fn(&Term, &Term) -> bool,
+    shared: impl Fn(usize, usize) -> Option<[Cell; 2]>,
     selection: Cell,
     baseline: Cell,
     t: &Thresholds,
+    bar: f64,
 ) -> Vec<f64> {
     // Whether every event of `x` is an event of `y`: each of `y`'s terms is one of `x`'s, or
     // implied by one.
@@ -62,26 +78,50 @@ pub fn keys(
     };
     // (first, after): `after` is explained by `first`.
     let mut explained: Vec<(usize, usize)> = Vec::new();
+    // Over-represented compared with the events outside `of`: the lower bound over 1.
+    let elevated_outside = |part: [Cell; 2], of: &Item<'_>| {
+        stats::assess(
+            part[0],
+            part[1],
+            selection.minus(&of.cells[0]),
+            baseline.minus(&of.cells[1]),
+            t,
+        )
+        .lower
+            > 1.0
+    };
+    let minus = |a: [Cell; 2], b: [Cell; 2]| [a[0].minus(&b[0]), a[1].minus(&b[1])];
     for (i, x) in items.iter().enumerate() {
         for (j, y) in items.iter().enumerate() {
-            if i == j || !within(x, y) {
+            if i == j {
+                continue;
+            }
+            if !within(x, y) {
+                // Overlapping, not nested: does `x` hold all of `y`'s excess, and more?
+                if !within(y, x)
+                    && let Some(s) = shared(i, j)
+                    && s[0].rows + s[1].rows > 0
+                    && !elevated_outside(minus(y.cells, s), x)
+                    && elevated_outside(minus(x.cells, s), y)
+                {
+                    explained.push((i, j));
+                }
                 continue;
             }
             let rest = [y.cells[0].minus(&x.cells[0]), y.cells[1].minus(&x.cells[1])];
-            if rest[0].rows + rest[1].rows == 0 {
+            let rest_rows = rest[0].rows + rest[1].rows;
+            if rest_rows == 0 {
                 // The same events: folding names them once (see `rank::fold_implied`).
                 continue;
             }
+            if rest_rows < t.min_raw_events {
+                // Nearly the same events: too few outside `x` to say it adds anything.
+                explained.push((j, i));
+                continue;
+            }
             let inside = stats::assess(x.cells[0], x.cells[1], y.cells[0], y.cells[1], t);
-            if inside.lower > 1.0 {
-                let outside = stats::assess(
-                    rest[0],
-                    rest[1],
-                    selection.minus(&x.cells[0]),
-                    baseline.minus(&x.cells[1]),
-                    t,
-                );
-                if outside.lower <= 1.0 {
+            if inside.lower > 1.0 && inside.p_value <= bar {
+                if !elevated_outside(rest, x) {
                     explained.push((i, j));
                 }
             } else {
@@ -153,7 +193,7 @@ mod tests {
         ];
         // The pod implies the version and the kernel (its host's).
         let implies = |a: &Term, b: &Term| a == &pod[0] && (b == &kv[0] || b == &kv[1]);
-        let keys = keys(&items, implies, selection, baseline, &t);
+        let keys = keys(&items, implies, |_, _| None, selection, baseline, &t, 1.0);
         // On their own bounds the pod would come first.
         assert!(items[2].lower > items[1].lower, "{items:#?}");
         let mut order: Vec<usize> = (0..items.len()).collect();
@@ -166,5 +206,70 @@ mod tests {
         // (the other half of the cause): neither explains the other, its key is its own.
         assert_eq!(keys[3], items[3].lower, "{keys:?}");
         assert_eq!(keys[0], items[0].lower, "{keys:?}");
+    }
+
+    #[test]
+    fn a_subset_lucky_at_95_percent_but_not_past_the_bar_comes_after_its_cause() {
+        let t = Thresholds::default();
+        let (selection, baseline) = totals();
+        // Zone Z is the cause (300 + 1,700 events, four times the window's rate). Pod P, one
+        // of its dozens of pods, has 12 of 30 selected: over Z's rate at 95%, not past a
+        // bar for thousands of tests.
+        let z = [term("availability_zone", "Z")];
+        let p = [term("k8s.pod.name", "P")];
+        let items = [item(&z, cells(300, 1_700), &t), item(&p, cells(12, 18), &t)];
+        let implies = |a: &Term, b: &Term| a == &p[0] && b == &z[0];
+        let inside = stats::assess(
+            items[1].cells[0],
+            items[1].cells[1],
+            items[0].cells[0],
+            items[0].cells[1],
+            &t,
+        );
+        assert!(inside.lower > 1.0 && inside.p_value > 1e-5, "{inside:?}");
+        assert!(items[1].lower > items[0].lower, "{items:#?}");
+        // At 95% alone the pod keeps its own (first) place; past the bar it follows Z.
+        let loose = keys(&items, implies, |_, _| None, selection, baseline, &t, 1.0);
+        assert!(loose[1] > loose[0], "{loose:?}");
+        let held = keys(
+            &items,
+            implies,
+            |_, _| None,
+            selection,
+            baseline,
+            &t,
+            0.05 / 5_000.0,
+        );
+        assert!(held[1] < held[0] && held[0] == items[0].lower, "{held:?}");
+    }
+
+    #[test]
+    fn a_cause_comes_before_an_overlapping_finding_whose_excess_lies_within_it() {
+        let t = Thresholds::default();
+        let (selection, baseline) = totals();
+        // The cause: route R with flag E (80 + 120). A decoy, the canary C, rides along on
+        // half the cause's events, which by chance were slower (50 + 50), and on 10 other
+        // events of R: C with R (50 + 60) has the higher bound, its excess all in the cause.
+        let cause = [term("http.route", "R"), term("feature.e", "true")];
+        let decoy = [term("http.route", "R"), term("deploy.canary", "true")];
+        let items = [
+            item(&cause, cells(80, 120), &t),
+            item(&decoy, cells(50, 60), &t),
+        ];
+        assert!(items[1].lower > items[0].lower, "{items:#?}");
+        let shared = |i: usize, j: usize| (i != j).then(|| cells(50, 50));
+        let keys = keys(&items, |_, _| false, shared, selection, baseline, &t, 1.0);
+        assert!(keys[1] < keys[0] && keys[0] == items[0].lower, "{keys:?}");
+        // Unknown overlap: each keeps its own bound.
+        let own = super::keys(
+            &items,
+            |_, _| false,
+            |_, _| None,
+            selection,
+            baseline,
+            &t,
+            1.0,
+        );
+        assert_eq!(own, [items[0].lower, items[1].lower]);
     }
 }

@@ -222,16 +222,43 @@ pub fn fold_same_events(singles: &mut [Explanation], combinations: &mut Vec<Comb
     *combinations = kept;
 }
 
-/// Folds each explanation implied by a stronger one into it: `implications` are pairs
-/// `(x, y)` of indexes into `ranked` where every event with `x` also has `y`.
-pub fn fold_implied(ranked: &mut Vec<Explanation>, implications: &[(usize, usize)]) {
+/// Folds each explanation implied by a stronger one, and over-represented only through it,
+/// into it: `implications` are pairs `(x, y)` of indexes into `ranked` where every event with
+/// `x` also has `y` (a host's zone). `y`'s events without `x` (the zone's other hosts) must
+/// not be selected more often than the events outside `x` (the lower bound of their ratio is
+/// not over 1): then `y` says nothing `x` does not, and is named beside it. Otherwise `y`
+/// explains more than `x` (a service version slow on all its builds, `x` one of them) and
+/// keeps its own place; [`super::order`] decides which comes first.
+pub fn fold_implied(
+    ranked: &mut Vec<Explanation>,
+    implications: &[(usize, usize)],
+    selection: Cell,
+    baseline: Cell,
+    t: &Thresholds,
+) {
+    let explained_by = |x: &Explanation, y: &Explanation| {
+        let rest = [
+            y.selection.minus(&x.selection),
+            y.baseline.minus(&x.baseline),
+        ];
+        let outside = stats::assess(
+            rest[0],
+            rest[1],
+            selection.minus(&x.selection),
+            baseline.minus(&x.baseline),
+            t,
+        );
+        outside.lower <= 1.0
+    };
     let mut folded_into: Vec<Option<usize>> = vec![None; ranked.len()];
     for &(x, y) in implications {
         // Only a weaker (or equal) consequence is folded; a consequence that explains more
         // than its cause stays on its own.
         if x != y
             && folded_into[x].is_none()
+            && folded_into[y].is_none()
             && ranked[y].assessment.lower <= ranked[x].assessment.lower
+            && explained_by(&ranked[x], &ranked[y])
         {
             folded_into[y] = Some(x);
         }
@@ -391,17 +418,13 @@ mod tests {
         let (selection, baseline) = (Cell::uniform(1_000, 1.0), Cell::uniform(9_000, 20.0));
         let (sel, base) = (Cell::uniform(94, 1.0), Cell::uniform(195, 20.0));
         let a = stats::assess(sel, base, selection, baseline, &t);
-        let pod = ("k8s.pod.name".to_owned(), Value::Str("p-1".into()));
-        let mut singles = vec![Explanation {
-            field: pod.0.clone(),
-            value: pod.1.clone(),
-            selection: sel,
-            baseline: base,
-            assessment: a,
-            implies: Vec::new(),
-            score: a.lower,
-            same_events: Vec::new(),
-        }];
+        let mut singles = vec![explanation(
+            "k8s.pod.name",
+            "p-1",
+            sel,
+            base,
+            (selection, baseline),
+        )];
         let combination = |terms: Vec<(String, Value)>, sel: Cell| Combination {
             terms,
             selection: sel,
@@ -430,5 +453,53 @@ mod tests {
             panic!("{combinations:#?}")
         };
         assert_eq!(kept.terms, other);
+    }
+
+    fn explanation(
+        field: &str,
+        v: &str,
+        sel: Cell,
+        base: Cell,
+        totals: (Cell, Cell),
+    ) -> Explanation {
+        let a = stats::assess(sel, base, totals.0, totals.1, &Thresholds::default());
+        Explanation {
+            field: field.to_owned(),
+            value: Value::Str(v.into()),
+            selection: sel,
+            baseline: base,
+            assessment: a,
+            implies: Vec::new(),
+            score: a.lower,
+            same_events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_implied_value_is_folded_only_when_it_is_over_represented_only_through_its_cause() {
+        let t = Thresholds::default();
+        let totals = (Cell::uniform(1_000, 1.0), Cell::uniform(19_000, 1.0));
+        let u = |n| Cell::uniform(n, 1.0);
+        // Host H (60 + 140) is the cause; its zone Z adds 1,000 events selected at the
+        // window's rate (50 + 950): Z is over-represented only through H.
+        // Build B (40 + 60) is one of version V's builds; V (300 + 1,700) is slow on all of
+        // them, B by chance a little more: V explains more than B.
+        let mut ranked = vec![
+            explanation("host.name", "H", u(60), u(140), totals),
+            explanation("build.id", "B", u(40), u(60), totals),
+            explanation("availability_zone", "Z", u(110), u(1_090), totals),
+            explanation("service.version", "V", u(300), u(1_700), totals),
+        ];
+        // Both consequences have the lower bound their cause beats.
+        assert!(ranked[2].assessment.lower <= ranked[0].assessment.lower);
+        assert!(ranked[3].assessment.lower <= ranked[1].assessment.lower);
+        fold_implied(&mut ranked, &[(0, 2), (1, 3)], totals.0, totals.1, &t);
+        let names: Vec<&str> = ranked.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(names, ["host.name", "build.id", "service.version"]);
+        assert_eq!(
+            ranked[0].implies,
+            [("availability_zone".to_owned(), Value::Str("Z".into()))]
+        );
+        assert!(ranked[1].implies.is_empty(), "{:?}", ranked[1]);
     }
 }

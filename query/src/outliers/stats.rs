@@ -120,6 +120,21 @@ pub struct Assessment {
     pub p_value: f64,
     /// Enough stored and effective events in the selection to count.
     pub eligible: bool,
+    /// For a selection that is a threshold on a measure, how the candidate's measure compares
+    /// with the rest's (see [`super::shift`]); `p_value` then covers both tests.
+    pub shift: Option<super::shift::Shift>,
+}
+
+impl Assessment {
+    /// This assessment with the measure's evidence added: `p_value` becomes that of either
+    /// test ([`super::shift::either`]).
+    pub fn with_shift(self, shift: Option<super::shift::Shift>) -> Assessment {
+        Assessment {
+            p_value: super::shift::either(self.p_value, shift),
+            shift,
+            ..self
+        }
+    }
 }
 
 /// Assesses a candidate from the weighted cells `a` (selection, matching) and `b` (baseline,
@@ -164,6 +179,7 @@ pub fn assess(a: Cell, b: Cell, selection: Cell, baseline: Cell, t: &Thresholds)
         upper: (centre + t.z * se).exp(),
         p_value: likelihood_ratio_p(a, b, c, d),
         eligible: a.rows >= t.min_raw_events && a.effective() >= t.min_effective,
+        shift: None,
     }
 }
 

@@ -71,6 +71,13 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
                 format!("{:.2} [{:.2}, {:.2}]", a.risk_ratio, a.lower, a.upper),
                 f.selection.rows
             );
+            if let (Some(measure), Some(shift)) = (&report.measure, a.shift) {
+                let _ = writeln!(
+                    out,
+                    "      ({measure} x{:.2} on these events, geometric mean; p = {:.1e})",
+                    shift.ratio, shift.p_value
+                );
+            }
             if !f.implies.is_empty() {
                 let _ = writeln!(out, "      (implies {})", report.finding_text(&f.implies));
             }

@@ -725,3 +725,70 @@ async fn a_conjunction_is_found_when_one_of_its_terms_explains_nothing_alone() {
         report.ranked(5)
     );
 }
+
+#[tokio::test]
+async fn a_slight_slowdown_under_sampling_is_found_through_the_measure_behind_the_threshold() {
+    // 200,000 requests, 1 in 20 stored (weight 20) whatever their latency. One of 80 builds
+    // (~125 stored requests) makes requests 1.5x slower; six other fields of 40 values each
+    // are noise (~250 stored requests a value, so most are tested). The selection is the
+    // requests over the base p95 (197 ms): the slow build's stored requests pass it ~15
+    // times where ~6 are expected, too little to stand out among ~250 values tested; all of
+    // them are 1.5x slower, which is plain.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 17u64;
+    let mut events = Vec::new();
+    let n = 200_000;
+    for i in 0..n {
+        let build = (lcg(&mut s) * 80.0) as usize;
+        let mut e = Event::new().with("build.id", format!("b{build}"));
+        for f in 0..6 {
+            e = e.with(
+                format!("noise.{f}"),
+                format!("v{}", (lcg(&mut s) * 40.0) as usize),
+            );
+        }
+        let z = (-2.0 * lcg(&mut s).max(1e-12).ln()).sqrt()
+            * (std::f64::consts::TAU * lcg(&mut s)).cos();
+        let ms = 45.0 * (0.9 * z).exp() * if build == 7 { 1.5 } else { 1.0 };
+        if lcg(&mut s) >= 0.05 {
+            continue;
+        }
+        let e = e.with("duration_ms", ms).with("sample_rate", 20);
+        events.push(ev(T0 + i * (HOUR / n), e));
+    }
+    write(&store, "api", events, "f1");
+    let engine = QueryEngine::new(store);
+    let cause = [("build.id".to_owned(), "b7".to_owned())];
+
+    let report = engine
+        .outliers(&Question::new("api", "duration_ms > 197"))
+        .await
+        .unwrap();
+    assert_eq!(report.measure.as_deref(), Some("duration_ms"));
+    assert_eq!(
+        report.rank_of(&cause, 5),
+        Some(1),
+        "{:#?}",
+        report.ranked(5)
+    );
+    let top = &report.ranked(1)[0];
+    let shift = top.assessment.shift.expect("measured");
+    assert!((1.3..1.7).contains(&shift.ratio), "{shift:?}");
+    assert!(report.to_json()["explanations"][0]["measure_shift"]["ratio"].is_number());
+
+    // The same events selected by a predicate that is not a threshold on one measure: only
+    // the table speaks, and it is not enough.
+    let table_only = engine
+        .outliers(&Question::new("api", "NOT (duration_ms <= 197)"))
+        .await
+        .unwrap();
+    assert_eq!(table_only.measure, None);
+    assert_eq!(table_only.selection, report.selection);
+    assert_eq!(
+        table_only.rank_of(&cause, 5),
+        None,
+        "{:#?}",
+        table_only.ranked(5)
+    );
+}
