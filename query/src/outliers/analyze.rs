@@ -482,7 +482,7 @@ impl QueryEngine {
             let columns: Vec<String> = names
                 .iter()
                 .map(|n| ident(n))
-                .chain(measure.map(|m| format!("CAST({} AS DOUBLE)", ident(m))))
+                .chain(measure.map(|m| format!("CAST({} AS DOUBLE) AS __measure", ident(m))))
                 .collect();
             format!(
                 "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
