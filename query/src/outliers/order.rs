@@ -78,17 +78,19 @@ pub fn keys(
     };
     // (first, after): `after` is explained by `first`.
     let mut explained: Vec<(usize, usize)> = Vec::new();
-    // Over-represented compared with the events outside `of`: the lower bound over 1.
+    // Over-represented compared with the events outside `of`: the lower bound over 1. No
+    // events are not (the half event an empty cell gets for its interval would say so).
     let elevated_outside = |part: [Cell; 2], of: &Item<'_>| {
-        stats::assess(
-            part[0],
-            part[1],
-            selection.minus(&of.cells[0]),
-            baseline.minus(&of.cells[1]),
-            t,
-        )
-        .lower
-            > 1.0
+        part[0].rows + part[1].rows > 0
+            && stats::assess(
+                part[0],
+                part[1],
+                selection.minus(&of.cells[0]),
+                baseline.minus(&of.cells[1]),
+                t,
+            )
+            .lower
+                > 1.0
     };
     let minus = |a: [Cell; 2], b: [Cell; 2]| [a[0].minus(&b[0]), a[1].minus(&b[1])];
     for (i, x) in items.iter().enumerate() {

@@ -241,6 +241,11 @@ pub fn fold_implied(
             y.selection.minus(&x.selection),
             y.baseline.minus(&x.baseline),
         ];
+        if rest[0].rows + rest[1].rows == 0 {
+            // The same events (each implies the other): nothing outside to be elevated. (The
+            // half event an empty cell gets for its interval would make it look so.)
+            return true;
+        }
         let outside = stats::assess(
             rest[0],
             rest[1],
@@ -493,12 +498,23 @@ mod tests {
         // Both consequences have the lower bound their cause beats.
         assert!(ranked[2].assessment.lower <= ranked[0].assessment.lower);
         assert!(ranked[3].assessment.lower <= ranked[1].assessment.lower);
-        fold_implied(&mut ranked, &[(0, 2), (1, 3)], totals.0, totals.1, &t);
+        // And a locale with exactly the country's events: each implies the other.
+        ranked.push(explanation("user.country", "IT", u(60), u(140), totals));
+        fold_implied(
+            &mut ranked,
+            &[(0, 2), (1, 3), (0, 4), (4, 0)],
+            totals.0,
+            totals.1,
+            &t,
+        );
         let names: Vec<&str> = ranked.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(names, ["host.name", "build.id", "service.version"]);
         assert_eq!(
             ranked[0].implies,
-            [("availability_zone".to_owned(), Value::Str("Z".into()))]
+            [
+                ("availability_zone".to_owned(), Value::Str("Z".into())),
+                ("user.country".to_owned(), Value::Str("IT".into()))
+            ]
         );
         assert!(ranked[1].implies.is_empty(), "{:?}", ranked[1]);
     }
