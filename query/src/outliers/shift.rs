@@ -19,10 +19,11 @@
 //! group). The sums it needs add across partitions and subtract for "the rest", like the
 //! cells do.
 //!
-//! The null hypothesis is not "no higher" but "at most [`NEGLIGIBLE`] higher" (a
-//! minimum-effect test: Murphy and Myors, "Testing the hypothesis that treatments have
-//! negligible effects", Journal of Applied Psychology 84(2), 1999): over millions of events a
-//! mean 2% higher is significant, and says nothing an engineer on call can use.
+//! No minimum effect is asked for (a margin under the null, as Murphy and Myors' minimum-effect
+//! tests have, Journal of Applied Psychology 84(2), 1999): with `ln 1.05` the quality bench
+//! lost two 1.5x causes and kept its one false positive, a database time capped by the
+//! request's (`db.duration_ms >= 9`), whose events leave out the fastest requests and so are
+//! slower on average: a real association, if not a cause.
 
 use super::stats;
 
@@ -71,6 +72,15 @@ impl Moments {
         }
     }
 
+    /// How many unweighted events the group is worth (Kish).
+    pub fn effective(&self) -> f64 {
+        if self.w2 > 0.0 {
+            self.w * self.w / self.w2
+        } else {
+            0.0
+        }
+    }
+
     /// The weighted mean and the linearized variance of that mean.
     fn mean_and_variance(&self) -> Option<(f64, f64)> {
         if self.w <= 0.0 {
@@ -83,23 +93,28 @@ impl Moments {
     }
 }
 
-/// The shift of the log-measure that counts as negligible: 5% (`ln 1.05`).
-pub const NEGLIGIBLE: f64 = 0.048_790_16;
-
 /// How a group's measure compares with the rest's.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shift {
     /// The ratio of the geometric means (of `1 + measure`): 1.5 when the group's events take
     /// half as long again.
     pub ratio: f64,
-    /// One-sided p-value of "the group's (geometric) mean is at most [`NEGLIGIBLE`] higher
-    /// than the rest's".
+    /// One-sided p-value of "the group's mean is no higher than the rest's".
     pub p_value: f64,
 }
 
-/// `group` against `rest`; `None` when either is empty or the variance is nil (one event
-/// each, or constant measures: no evidence either way).
+/// Fewest effective events (Kish: `(Σw)² / Σw²`) on each side for the test to speak. The z
+/// of two means is a normal approximation; with a handful of events (or a few heavy ones) the
+/// variance is itself a guess, and at the tails thousands of tests put the bar in (p ~ 1e-5)
+/// Student's t with 3 degrees of freedom needs t ~ 30 where z needs 4.3.
+pub const MIN_EFFECTIVE: f64 = 30.0;
+
+/// `group` against `rest`; `None` when either has fewer than [`MIN_EFFECTIVE`] effective
+/// events or the variance is nil (constant measures): no evidence either way.
 pub fn compare(group: &Moments, rest: &Moments) -> Option<Shift> {
+    if group.effective() < MIN_EFFECTIVE || rest.effective() < MIN_EFFECTIVE {
+        return None;
+    }
     let (m1, v1) = group.mean_and_variance()?;
     let (m2, v2) = rest.mean_and_variance()?;
     let se = (v1 + v2).sqrt();
@@ -108,7 +123,7 @@ pub fn compare(group: &Moments, rest: &Moments) -> Option<Shift> {
     }
     Some(Shift {
         ratio: (m1 - m2).exp(),
-        p_value: stats::upper_tail((m1 - m2 - NEGLIGIBLE) / se),
+        p_value: stats::upper_tail((m1 - m2) / se),
     })
 }
 
@@ -147,24 +162,15 @@ mod tests {
         let slow = fill(45f64.ln() + 1.5f64.ln(), 125, 20.0);
         let s = compare(&slow, &rest).unwrap();
         assert!((s.ratio - 1.5).abs() < 1e-9, "{s:?}");
-        assert!(s.p_value < 1e-5, "{s:?}");
-        // The same events at the rest's speed: no evidence, and less than none.
+        assert!(s.p_value < 1e-6, "{s:?}");
+        // The same events at the rest's speed: no evidence.
         let same = fill(45f64.ln(), 125, 20.0);
         let s = compare(&same, &rest).unwrap();
-        assert!((s.ratio - 1.0).abs() < 1e-9 && s.p_value > 0.5, "{s:?}");
-        // A negligible shift is not a finding however many events show it: 4% slower on
-        // 20,000 events against 20,000.
-        let slightly = fill(45f64.ln() + 1.04f64.ln(), 20_000, 20.0);
-        let s = compare(&slightly, &rest).unwrap();
-        assert!(s.p_value > 0.5, "{s:?}");
-        let z_no_margin = (1.04f64.ln()) / (2.0 * 0.88f64.powi(2) / 20_000.0).sqrt();
-        assert!(
-            z_no_margin > 4.0,
-            "without the margin it would be: {z_no_margin}"
-        );
-        // Five events of weight 20 and the rest minus them: few heavy events are few.
-        let few = fill(45f64.ln() + 1.5f64.ln(), 5, 20.0);
-        assert!(compare(&few, &rest).unwrap().p_value > 0.01);
+        assert!((s.ratio - 1.0).abs() < 1e-9, "{s:?}");
+        assert!((s.p_value - 0.5).abs() < 1e-6, "{s:?}");
+        // Twenty events, 1.5x slower: too few for the normal approximation to speak.
+        let few = fill(45f64.ln() + 1.5f64.ln(), 20, 20.0);
+        assert_eq!(compare(&few, &rest), None);
         // Sums subtract: the rest of `rest` without `same` is what was added.
         let all = rest.plus(&same);
         let back = all.minus(&same);
