@@ -63,6 +63,9 @@ pub fn schema() -> SchemaRef {
         f("selection_weight", DataType::Float64, false),
         f("baseline_weight", DataType::Float64, false),
         f("implies", DataType::Utf8, true),
+        // For a threshold on a measure: how much higher it is on the finding's events (the
+        // ratio of geometric means, see `outliers::shift`); NULL otherwise.
+        f("measure_ratio", DataType::Float64, true),
     ]))
 }
 
@@ -214,6 +217,9 @@ fn batch(report: &Report, top: usize, schema: &SchemaRef) -> DfResult<RecordBatc
         Arc::new(StringArray::from_iter(found.iter().map(|x| {
             (!x.implies.is_empty()).then(|| report.finding_text(&x.implies))
         }))),
+        Arc::new(Float64Array::from_iter(
+            found.iter().map(|x| x.assessment.shift.map(|s| s.ratio)),
+        )),
     ];
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }

@@ -262,13 +262,23 @@ async fn the_table_function_answers_in_sql_and_names_bad_arguments() {
     let (_dir, engine) = engine();
     let rows = super::rows(
         &engine,
-        "SELECT rank, explanation, terms, selection_events FROM outliers('api', 'duration_ms > 500') \
+        "SELECT rank, explanation, terms, selection_events, measure_ratio FROM outliers('api', 'duration_ms > 500') \
          WHERE terms = 1 ORDER BY rank LIMIT 3",
     )
     .await;
     assert_eq!(rows[0]["explanation"], "os.kernel = '6.6'", "{rows:?}");
     assert_eq!(rows[0]["rank"], 1);
     assert!(rows[0]["selection_events"].as_i64().unwrap() >= 10);
+    // The kernel makes requests 4x slower: the threshold's measure says so.
+    let ratio = rows[0]["measure_ratio"].as_f64().unwrap();
+    assert!((2.0..6.0).contains(&ratio), "{rows:?}");
+    // Not a threshold on a measure: no ratio.
+    let rows = super::rows(
+        &engine,
+        "SELECT measure_ratio FROM outliers('api', 'duration_ms > 500 AND true') LIMIT 1",
+    )
+    .await;
+    assert!(rows[0]["measure_ratio"].is_null(), "{rows:?}");
 
     // The same ranking as the report's, in the same order.
     let report = engine
