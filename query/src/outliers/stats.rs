@@ -155,7 +155,8 @@ pub fn assess(a: Cell, b: Cell, selection: Cell, baseline: Cell, t: &Thresholds)
     // that a few heavy events on one side of a row make its proportion uncertain even when
     // the other side has many light ones. The larger of the two is used, so neither kind of
     // thin evidence looks stronger than it is.
-    let var = katz.max(linearized(a, b, c, d, h));
+    let typical = Typical::of(&selection, &baseline);
+    let var = katz.max(linearized(a, b, c, d, h, typical));
     // The interval is centred on the ratio of the effective-count table when a cell is empty,
     // which is finite; otherwise on the weighted ratio itself.
     let centre = if empty {
@@ -177,7 +178,7 @@ pub fn assess(a: Cell, b: Cell, selection: Cell, baseline: Cell, t: &Thresholds)
         risk_ratio: point,
         lower: (centre - t.z * se).exp(),
         upper: (centre + t.z * se).exp(),
-        p_value: likelihood_ratio_p(a, b, c, d),
+        p_value: likelihood_ratio_p(a, b, c, d, typical),
         eligible: a.rows >= t.min_raw_events && a.effective() >= t.min_effective,
         shift: None,
     }
@@ -232,15 +233,17 @@ pub fn fdr_cutoff(mut p_values: Vec<f64>, tested: usize, q: f64) -> f64 {
 /// its design-effective size, `p (1 - p) / Var(p)` with `Var(p)` linearized as in
 /// [`linearized`]: exactly the counts for unit weights, and a row of a few heavy events
 /// counts as few.
-fn likelihood_ratio_p(a: Cell, b: Cell, c: Cell, d: Cell) -> f64 {
+fn likelihood_ratio_p(a: Cell, b: Cell, c: Cell, d: Cell, typical: Typical) -> f64 {
     let row = |sel: Cell, other: Cell| -> (f64, f64) {
         let total = sel.weight + other.weight;
         if total <= 0.0 {
             return (0.0, 0.0);
         }
         let p = sel.weight / total;
-        let var_p =
-            (sel.weight_sq * (1.0 - p) * (1.0 - p) + other.weight_sq * p * p) / (total * total);
+        let var_p = (sel.weight_sq * (1.0 - p) * (1.0 - p)
+            + other.weight_sq * p * p
+            + typical.missing(&sel, &other, p))
+            / (total * total);
         let n = if var_p > 0.0 {
             p * (1.0 - p) / var_p
         } else {
@@ -283,16 +286,73 @@ fn likelihood_ratio_p(a: Cell, b: Cell, c: Cell, d: Cell) -> f64 {
 /// Wretman, Model Assisted Survey Sampling, 1992, ch. 5), so `Var(ln p) = Var(p) / p²`. With
 /// unit weights this is exactly Katz's variance. `h` is the Haldane-Anscombe half, added to
 /// each cell as half an event of weight 1 when one is empty.
-fn linearized(a: Cell, b: Cell, c: Cell, d: Cell, h: f64) -> f64 {
+fn linearized(a: Cell, b: Cell, c: Cell, d: Cell, h: f64, typical: Typical) -> f64 {
     let row = |sel: Cell, other: Cell| {
         let (sw, sw2) = (sel.weight + h, sel.weight_sq + h);
         let (ow, ow2) = (other.weight + h, other.weight_sq + h);
         let total = sw + ow;
         let p = sw / total;
-        let var_p = (sw2 * (1.0 - p) * (1.0 - p) + ow2 * p * p) / (total * total);
+        let var_p = (sw2 * (1.0 - p) * (1.0 - p) + ow2 * p * p + typical.missing(&sel, &other, p))
+            / (total * total);
         var_p / (p * p)
     };
     row(a, b) + row(c, d)
+}
+
+/// The typical weight of a selected and of a baseline event (`Σw² / Σw` of each side's total:
+/// the weight an event picked by weight has), for [`Typical::missing`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Typical {
+    selection: f64,
+    baseline: f64,
+}
+
+impl Typical {
+    fn of(selection: &Cell, baseline: &Cell) -> Typical {
+        let typical = |c: &Cell| {
+            if c.weight > 0.0 {
+                c.weight_sq / c.weight
+            } else {
+                0.0
+            }
+        };
+        Typical {
+            selection: typical(selection),
+            baseline: typical(baseline),
+        }
+    }
+
+    /// What a row's linearized `Σ w² (y - p)²` misses when a kind of event the row has is
+    /// absent from one of its cells. The jobs of a dynamic sampler's busiest key, kept 1 in
+    /// 250: none of their few heavy stored events was slow, their slow ones in the store are
+    /// light (errors, kept whole), and the plug-in variance counts that zero as certain, so
+    /// their weighted rate of being slow looks precisely low, and the values they lack
+    /// (`job.attempt IS NULL`) precisely over-represented. Haldane and Anscombe add half an
+    /// event to an empty cell; here a stratum of a cell is empty while the cell is not, so
+    /// half an event of the missing weight goes into the variance (not the estimate): of the
+    /// row's other cell's typical weight, at most the side's (a heavy selected event must be
+    /// possible at all: when the selection is errors kept whole, it is not), for as much as the
+    /// cell's own events are lighter. With every weight alike nothing is added: the counts
+    /// are Katz's.
+    fn missing(&self, sel: &Cell, other: &Cell, p: f64) -> f64 {
+        let own = |cell: &Cell| {
+            if cell.weight > 0.0 {
+                cell.weight_sq / cell.weight
+            } else {
+                0.0
+            }
+        };
+        let short = |side: f64, cell: &Cell, beside: &Cell| {
+            if cell.rows == 0 {
+                // An empty cell has its Haldane half already.
+                return 0.0;
+            }
+            let possible = own(beside).min(side);
+            0.5 * (possible * possible - own(cell) * own(cell)).max(0.0)
+        };
+        short(self.selection, sel, other) * (1.0 - p) * (1.0 - p)
+            + short(self.baseline, other, sel) * p * p
+    }
 }
 
 /// The cells of a conjunction's complement are what the totals leave; a helper for callers
@@ -516,7 +576,8 @@ mod tests {
                 Cell::uniform(10, 1.0),
                 Cell::uniform(70, 1.0),
                 Cell::uniform(890, 1.0),
-                0.0
+                0.0,
+                Typical::of(&Cell::uniform(100, 1.0), &Cell::uniform(900, 1.0)),
             ),
             (u.upper / u.risk_ratio).ln().powi(2) / (1.96f64 * 1.96)
         ));
@@ -531,5 +592,36 @@ mod tests {
         assert!(close(c.effective(), 64.0 / 22.0));
         assert_eq!(Cell::default().effective(), 0.0);
         assert_eq!(totals(Cell::uniform(2, 1.0), Cell::uniform(3, 1.0)).rows, 5);
+    }
+
+    #[test]
+    fn a_cell_missing_the_heavy_events_its_row_has_is_not_taken_as_certain() {
+        // A dynamic sampler keeps its busiest key (jobs) 1 in 250 and the rest 1 in 50. Of the
+        // jobs, the store has 50 heavy baseline events and, selected, only 10 errors kept
+        // whole: no heavy job happened to be slow. `job.attempt IS NULL` (every other event)
+        // then looks 60x over-represented, with a tight interval if that zero is certain.
+        let (a, b) = (Cell::uniform(400, 50.0), Cell::uniform(7_600, 50.0));
+        let (c, d) = (Cell::uniform(10, 1.0), Cell::uniform(50, 250.0));
+        let r = assess(a, b, a.plus(&c), b.plus(&d), &Thresholds::default());
+        assert!(r.risk_ratio > 50.0, "{r:?}");
+        // Not past the bar of thousands of tests, nor the 95% bound.
+        assert!(r.lower < 1.0 && r.p_value > 1e-4, "{r:?}");
+        // The same rows with the jobs' selected events as heavy as their others (5 of them):
+        // that is evidence, and it is read as such.
+        let c = Cell::uniform(5, 250.0);
+        let r = assess(a, b, a.plus(&c), b.plus(&d), &Thresholds::default());
+        assert!(r.lower < 1.5, "{r:?}");
+        // And errors, all light, against heavy successes: nothing is missing.
+        let (a, b) = (Cell::uniform(30, 1.0), Cell::uniform(100, 20.0));
+        let (c, d) = (Cell::uniform(970, 1.0), Cell::uniform(9_900, 20.0));
+        let t = Thresholds::default();
+        let r = assess(a, b, a.plus(&c), b.plus(&d), &t);
+        let no_correction = Typical {
+            selection: 0.0,
+            baseline: 0.0,
+        };
+        let plain = linearized(a, b, c, d, 0.0, no_correction);
+        let typical = Typical::of(&a.plus(&c), &b.plus(&d));
+        assert!(close(linearized(a, b, c, d, 0.0, typical), plain), "{r:?}");
     }
 }
