@@ -17,7 +17,10 @@
 //!   not selected more often than the events outside `y` (its bound is not over 1): `y` is
 //!   over-represented only through `x`, so `x` is the better answer and comes first.
 //! - `y` **explains** `x` when, within `y`, `x`'s events are not shown to be selected more
-//!   often than the rest's: `x` is a part of `y`'s effect, no more.
+//!   often than the rest's, and the rest is over-represented itself: `x` is a part of `y`'s
+//!   effect, no more. (When the rest is not, `y` has nothing to say beyond `x`, and `x` not
+//!   being shown different from a rest of a hundred events is no reason to put `y` first: an
+//!   image and its namespace with its runtime, which is little more than the image.)
 //!
 //! `bar` is Bonferroni's for the tests of the whole analysis, as for a conjunction's terms
 //! (see [`super::combos::Combos::rank`]): a zone has dozens of pods, and the luckiest of
@@ -126,7 +129,7 @@ pub fn keys(
                 if !elevated_outside(rest, x) {
                     explained.push((i, j));
                 }
-            } else {
+            } else if elevated_outside(rest, x) {
                 explained.push((j, i));
             }
         }
@@ -273,5 +276,34 @@ mod tests {
             1.0,
         );
         assert_eq!(own, [items[0].lower, items[1].lower]);
+    }
+
+    #[test]
+    fn a_superset_with_nothing_more_to_say_does_not_go_first() {
+        let t = Thresholds::default();
+        let (selection, baseline) = totals();
+        // Image I (215 + 643) is the cause; its namespace with its runtime (the conjunction
+        // N, R) is I and 31 other events selected at the window's rate. Within N, R, I is not
+        // shown past the bar to differ from so small a rest, and the rest is not
+        // over-represented: N, R has nothing to say beyond I, which keeps its (first) place.
+        let image = [term("container.image", "I")];
+        let pair = [term("k8s.namespace", "N"), term("runtime.version", "R")];
+        let items = [
+            item(&image, cells(215, 643), &t),
+            item(&pair, cells(216, 673), &t),
+        ];
+        let implies = |a: &Term, b: &Term| a == &image[0] && (b == &pair[0] || b == &pair[1]);
+        let inside = stats::assess(
+            items[0].cells[0],
+            items[0].cells[1],
+            items[1].cells[0],
+            items[1].cells[1],
+            &t,
+        );
+        let bar = 0.05 / 5_000.0;
+        assert!(inside.p_value > bar, "{inside:?}");
+        let keys = keys(&items, implies, |_, _| None, selection, baseline, &t, bar);
+        assert_eq!(keys, [items[0].lower, items[1].lower]);
+        assert!(keys[0] > keys[1], "{keys:?}");
     }
 }
