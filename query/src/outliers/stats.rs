@@ -66,6 +66,16 @@ impl Cell {
         }
     }
 
+    /// `Σw² / Σw`: the weight of an event picked with probability proportional to its
+    /// weight (0 for an empty cell).
+    pub fn typical_weight(&self) -> f64 {
+        if self.weight > 0.0 {
+            self.weight_sq / self.weight
+        } else {
+            0.0
+        }
+    }
+
     pub fn minus(&self, other: &Cell) -> Cell {
         Cell {
             weight: (self.weight - other.weight).max(0.0),
@@ -309,16 +319,9 @@ struct Typical {
 
 impl Typical {
     fn of(selection: &Cell, baseline: &Cell) -> Typical {
-        let typical = |c: &Cell| {
-            if c.weight > 0.0 {
-                c.weight_sq / c.weight
-            } else {
-                0.0
-            }
-        };
         Typical {
-            selection: typical(selection),
-            baseline: typical(baseline),
+            selection: selection.typical_weight(),
+            baseline: baseline.typical_weight(),
         }
     }
 
@@ -335,20 +338,14 @@ impl Typical {
     /// cell's own events are lighter. With every weight alike nothing is added: the counts
     /// are Katz's.
     fn missing(&self, sel: &Cell, other: &Cell, p: f64) -> f64 {
-        let own = |cell: &Cell| {
-            if cell.weight > 0.0 {
-                cell.weight_sq / cell.weight
-            } else {
-                0.0
-            }
-        };
         let short = |side: f64, cell: &Cell, beside: &Cell| {
             if cell.rows == 0 {
                 // An empty cell has its Haldane half already.
                 return 0.0;
             }
-            let possible = own(beside).min(side);
-            0.5 * (possible * possible - own(cell) * own(cell)).max(0.0)
+            let possible = beside.typical_weight().min(side);
+            let own = cell.typical_weight();
+            0.5 * (possible * possible - own * own).max(0.0)
         };
         short(self.selection, sel, other) * (1.0 - p) * (1.0 - p)
             + short(self.baseline, other, sel) * p * p
