@@ -77,6 +77,11 @@ pub struct Report {
     /// [`rank::always_selected`]): named, never ranked.
     pub always_selected: Vec<(String, counts::Value, f64)>,
     pub explanations: Vec<Explanation>,
+    /// `(candidates, combined)`: how many values the conjunction pass was to combine, and how
+    /// many it did. Fewer when the events' distinct sets of candidates passed
+    /// [`combos::MAX_SETS`] and the weakest were dropped to bound memory: conjunctions of the
+    /// dropped ones were not tried.
+    pub conjunction_candidates: (usize, usize),
     /// Conjunctions of two or three values whose evidence beats each of their terms'.
     pub combinations: Vec<Combination>,
     /// The bin edges of each binned (numeric) field, to show a bin as its range.
@@ -99,6 +104,8 @@ pub struct Finding {
     pub score: f64,
     /// Other conjunctions that match exactly the same events.
     pub same_events: Vec<Vec<(String, counts::Value)>>,
+    /// Findings that are nearly the same events (see [`super::order::nearly_same`]).
+    pub nearly_same: Vec<Vec<(String, counts::Value)>>,
 }
 
 impl Report {
@@ -114,6 +121,7 @@ impl Report {
             implies: e.implies.clone(),
             score: e.score,
             same_events: e.same_events.clone(),
+            nearly_same: e.nearly_same.clone(),
         });
         let combos = self.combinations.iter().map(|c| Finding {
             terms: c.terms.clone(),
@@ -123,6 +131,7 @@ impl Report {
             implies: c.implies.clone(),
             score: c.score,
             same_events: c.same_events.clone(),
+            nearly_same: c.nearly_same.clone(),
         });
         let mut all: Vec<Finding> = singles.chain(combos).collect();
         // Stable: among equal bounds, singles (listed first) before conjunctions.
@@ -270,11 +279,16 @@ impl Report {
                     json!({"field": f, "value": self.describe(f, v), "selection_share": share})
                 }).collect::<Vec<_>>(),
             },
+            "conjunction_candidates": {
+                "candidates": self.conjunction_candidates.0,
+                "combined": self.conjunction_candidates.1,
+            },
             "explanations": self.explanations.iter().map(|e| {
                 let mut j = stats(&e.assessment, &e.selection, &e.baseline);
                 j["terms"] = json!([term(&e.field, &e.value)]);
                 j["implies"] = e.implies.iter().map(|(f, v)| term(f, v)).collect();
                 j["same_events"] = same_events(&e.same_events);
+                j["nearly_same_events"] = same_events(&e.nearly_same);
                 j
             }).collect::<Vec<_>>(),
             "combinations": self.combinations.iter().map(|c| {
@@ -282,6 +296,7 @@ impl Report {
                 j["terms"] = c.terms.iter().map(|(f, v)| term(f, v)).collect();
                 j["implies"] = c.implies.iter().map(|(f, v)| term(f, v)).collect();
                 j["same_events"] = same_events(&c.same_events);
+                j["nearly_same_events"] = same_events(&c.nearly_same);
                 j
             }).collect::<Vec<_>>(),
             "by_field": self.by_field.iter().map(|v| {
@@ -548,10 +563,11 @@ impl QueryEngine {
             let cells: Vec<[Cell; 2]> = candidates.iter().map(|(.., c)| *c).collect();
             // Each partition finds its rows' sets on its own core.
             let with_measure = threshold_on.is_some();
+            let max_sets = q.limits.max_sets;
             let combos = self
                 .fold_partitions(
                     &pass_sql(&used_names, threshold_on.as_deref()),
-                    move || Combos::new(terms.clone(), with_measure),
+                    move || Combos::new(terms.clone(), with_measure).with_max_sets(max_sets),
                     move |c, b| c.add(b, &used_bins),
                     |c, other| c.merge(other),
                 )
@@ -673,15 +689,19 @@ impl QueryEngine {
         for (x, y) in &implied_terms {
             implied_by.entry(x).or_default().push(y);
         }
+        let implies =
+            |a: &order::Term, b: &order::Term| implied_by.get(a).is_some_and(|ys| ys.contains(&b));
+        let shared = |i: usize, j: usize| shared.get(&(i.min(j), i.max(j))).copied();
         let keys = order::keys(
             &items,
-            |a, b| implied_by.get(a).is_some_and(|ys| ys.contains(&b)),
-            |i, j| shared.get(&(i.min(j), i.max(j))).copied(),
+            implies,
+            shared,
             counts.selection,
             counts.baseline,
             &q.thresholds,
             q.thresholds.false_discovery_rate / tested.max(1) as f64,
         );
+        let nearly_same = order::nearly_same(&items, implies, shared, &q.thresholds);
         let (single_keys, combo_keys) = keys.split_at(explanations.len());
         for (e, k) in explanations.iter_mut().zip(single_keys) {
             e.score = *k;
@@ -689,6 +709,7 @@ impl QueryEngine {
         for (c, k) in combinations.iter_mut().zip(combo_keys) {
             c.score = *k;
         }
+        rank::fold_nearly_same(&mut explanations, &mut combinations, &nearly_same);
         explanations.sort_by(|a, b| b.score.total_cmp(&a.score));
         combinations.sort_by(|a, b| b.score.total_cmp(&a.score));
         explanations.truncate(q.top);
@@ -709,6 +730,10 @@ impl QueryEngine {
             restating,
             always_selected,
             explanations,
+            conjunction_candidates: (
+                candidates.len().min(combos::MAX_CANDIDATES),
+                sets.as_ref().map_or(0, |s| s.terms.len()),
+            ),
             combinations,
             bins: report_bins,
             by_field,

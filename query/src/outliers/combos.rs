@@ -61,6 +61,9 @@ pub struct Combination {
     pub score: f64,
     /// Other conjunctions that match exactly the same events, folded into this one.
     pub same_events: Vec<Vec<(String, Value)>>,
+    /// Findings that are nearly the same events, folded into this one (see
+    /// [`super::rank::fold_nearly_same`]).
+    pub nearly_same: Vec<Vec<(String, Value)>>,
 }
 
 /// What [`Combos::rank`] found.
@@ -143,6 +146,12 @@ impl Combos {
             measure,
             max_sets: MAX_SETS,
         }
+    }
+
+    /// Holds at most `max` distinct sets (rather than [`MAX_SETS`]).
+    pub fn with_max_sets(mut self, max: usize) -> Combos {
+        self.max_sets = max;
+        self
     }
 
     /// Where the rows of `set` are kept.
@@ -540,6 +549,7 @@ impl Combos {
                 implies: Vec::new(),
                 score: assessment.lower,
                 same_events: Vec::new(),
+                nearly_same: Vec::new(),
             })
             .collect();
         out.sort_by(|a, b| {

@@ -52,11 +52,17 @@ impl Bins {
 pub struct Limits {
     /// A field with more distinct values than this is an identifier, not a description.
     pub max_distinct: usize,
+    /// Most distinct sets of candidate values the conjunction pass holds (see
+    /// [`super::combos::MAX_SETS`]).
+    pub max_sets: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_distinct: 5000 }
+        Limits {
+            max_distinct: 5000,
+            max_sets: super::combos::MAX_SETS,
+        }
     }
 }
 
@@ -333,7 +339,10 @@ mod tests {
     #[test]
     fn values_are_counted_by_side_with_weights_and_ids_are_recognised() {
         let names: Vec<String> = ["kernel", "id", "mem"].map(String::from).to_vec();
-        let limits = Limits { max_distinct: 3 };
+        let limits = Limits {
+            max_distinct: 3,
+            ..Limits::default()
+        };
         let mut c = Counts::new(
             &names,
             vec![
@@ -558,7 +567,10 @@ mod tests {
             }),
             None,
         ];
-        let limits = Limits { max_distinct: 300 };
+        let limits = Limits {
+            max_distinct: 300,
+            ..Limits::default()
+        };
         let mut single = Counts::new(&names, bins.clone());
         for at in (0..n).step_by(64) {
             single

@@ -38,6 +38,7 @@
 //!
 //! A finding explained by another is placed just after it, whatever its own bound.
 
+use super::combos::same_cells;
 use super::counts::Value;
 use super::stats::{self, Cell, Thresholds};
 
@@ -56,6 +57,64 @@ pub struct Item<'a> {
     pub lower: f64,
 }
 
+/// Whether every event of `x` is an event of `y`: each of `y`'s terms is one of `x`'s, or
+/// implied by one.
+fn within(x: &Item<'_>, y: &Item<'_>, implies: impl Fn(&Term, &Term) -> bool) -> bool {
+    y.terms.iter().all(|ty| {
+        x.terms.contains(ty) || x.implies.contains(ty) || x.terms.iter().any(|tx| implies(tx, ty))
+    })
+}
+
+/// The share of each of two findings' stored events that they must share to be "nearly the
+/// same events" (see [`nearly_same`]).
+pub const NEARLY: f64 = 0.95;
+
+/// Pairs `(head, other)` of findings that are nearly the same events, `other` to be named
+/// beside `head` rather than ranked on its own: each has fewer than `min_raw_events` stored
+/// events outside the other, and those are at most `1 - NEARLY` of its own. The two cannot
+/// be told apart by these events: nothing can be shown about so few. Which of them ranks
+/// higher on its own bound is chance (a database time bin that is `db.system = 'none'` and
+/// two fast calls; a locale that is its country but for a handful of travellers), and ranked
+/// apart, the chance winner takes the place and its twin the next, where the reader takes it
+/// for a second finding. The head is the one with the higher bound (the first, on a tie).
+/// Pairs that share no events, or whose shared events are not known, are never folded; nor
+/// exactly the same events, which [`super::rank`] folds by their cells.
+pub fn nearly_same(
+    items: &[Item<'_>],
+    implies: impl Fn(&Term, &Term) -> bool,
+    shared: impl Fn(usize, usize) -> Option<[Cell; 2]>,
+    t: &Thresholds,
+) -> Vec<(usize, usize)> {
+    let rows = |c: &[Cell; 2]| c[0].rows + c[1].rows;
+    // `part`'s rows outside the shared `s` are few, absolutely and as a share of `part`.
+    let few_outside = |part: &[Cell; 2], s: &[Cell; 2]| {
+        let outside = rows(part).saturating_sub(rows(s));
+        outside < t.min_raw_events && outside as f64 <= (1.0 - NEARLY) * rows(part) as f64
+    };
+    let mut pairs = Vec::new();
+    for (i, x) in items.iter().enumerate() {
+        for (j, y) in items.iter().enumerate().skip(i + 1) {
+            let s = if within(x, y, &implies) {
+                x.cells
+            } else if within(y, x, &implies) {
+                y.cells
+            } else {
+                match shared(i, j) {
+                    Some(s) => s,
+                    None => continue,
+                }
+            };
+            if rows(&s) == 0 || same_cells(&x.cells, &y.cells) {
+                continue;
+            }
+            if few_outside(&x.cells, &s) && few_outside(&y.cells, &s) {
+                pairs.push(if y.lower > x.lower { (j, i) } else { (i, j) });
+            }
+        }
+    }
+    pairs
+}
+
 /// The key of each of `items` to rank them by (descending): its own `lower`, or just under
 /// that of a finding that explains it (see the module doc). `implies(a, b)` says whether
 /// every event with term `a` has term `b`; `shared(i, j)` gives the `[selection, baseline]`
@@ -70,15 +129,7 @@ pub fn keys(
     t: &Thresholds,
     bar: f64,
 ) -> Vec<f64> {
-    // Whether every event of `x` is an event of `y`: each of `y`'s terms is one of `x`'s, or
-    // implied by one.
-    let within = |x: &Item<'_>, y: &Item<'_>| {
-        y.terms.iter().all(|ty| {
-            x.terms.contains(ty)
-                || x.implies.contains(ty)
-                || x.terms.iter().any(|tx| implies(tx, ty))
-        })
-    };
+    let within = |x: &Item<'_>, y: &Item<'_>| within(x, y, &implies);
     // (first, after): `after` is explained by `first`.
     let mut explained: Vec<(usize, usize)> = Vec::new();
     // Over-represented compared with the events outside `of`: the lower bound over 1. No
@@ -305,5 +356,47 @@ mod tests {
         let keys = keys(&items, implies, |_, _| None, selection, baseline, &t, bar);
         assert_eq!(keys, [items[0].lower, items[1].lower]);
         assert!(keys[0] > keys[1], "{keys:?}");
+    }
+
+    #[test]
+    fn findings_with_a_handful_of_events_apart_are_nearly_the_same() {
+        let t = Thresholds::default();
+        // The cause K, I with no database (66 + 151), and the same with the database time's
+        // lowest bin, which holds two fast database calls more: which ranks higher is chance.
+        let none = [
+            term("os.kernel", "K"),
+            term("container.image", "I"),
+            term("db.count", "0"),
+        ];
+        let bin = [
+            term("os.kernel", "K"),
+            term("container.image", "I"),
+            term("db.duration_ms", "lowest bin"),
+        ];
+        let items = [
+            item(&bin, cells(66, 153), &t),
+            item(&none, cells(66, 151), &t),
+        ];
+        let implies = |a: &Term, b: &Term| a == &none[2] && b == &bin[2];
+        // Named once, under the higher bound.
+        assert!(items[1].lower > items[0].lower, "{items:#?}");
+        assert_eq!(nearly_same(&items, implies, |_, _| None, &t), [(1, 0)]);
+        // Without knowing that one lies within the other, nothing is folded.
+        assert!(nearly_same(&items, |_, _| false, |_, _| None, &t).is_empty());
+        // Overlapping, not nested, with the events they share known: the same.
+        let shared = |_, _| Some(cells(66, 150));
+        assert_eq!(nearly_same(&items, |_, _| false, shared, &t), [(1, 0)]);
+        // Ten events apart are enough to tell them apart (`min_raw_events`), and so are
+        // five of forty (more than 5%).
+        let apart = [
+            item(&bin, cells(66, 161), &t),
+            item(&none, cells(66, 151), &t),
+        ];
+        assert!(nearly_same(&apart, implies, |_, _| None, &t).is_empty());
+        let small = [
+            item(&bin, cells(20, 25), &t),
+            item(&none, cells(20, 20), &t),
+        ];
+        assert!(nearly_same(&small, implies, |_, _| None, &t).is_empty());
     }
 }

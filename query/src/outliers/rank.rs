@@ -27,6 +27,9 @@ pub struct Explanation {
     /// Conjunctions that match exactly the same events (a pod and its zone with its build),
     /// folded into this value (see [`fold_same_events`]).
     pub same_events: Vec<Vec<(String, Value)>>,
+    /// Findings that are nearly the same events, folded into this one (see
+    /// [`fold_nearly_same`]).
+    pub nearly_same: Vec<Vec<(String, Value)>>,
 }
 
 /// The single-field explanations of `counts` whose 95% bound is above 1, best first, and how
@@ -47,6 +50,7 @@ pub fn single_fields(counts: &Counts, t: &Thresholds) -> (Vec<Explanation>, usiz
                 implies: Vec::new(),
                 score: 0.0,
                 same_events: Vec::new(),
+                nearly_same: Vec::new(),
             })
         })
         .filter(|e| e.assessment.eligible)
@@ -220,6 +224,62 @@ pub fn fold_same_events(singles: &mut [Explanation], combinations: &mut Vec<Comb
         }
     }
     *combinations = kept;
+}
+
+/// Folds each finding into the head it is nearly the same events as: `pairs` are `(head,
+/// other)` indexes into `singles` then `combinations` (as [`super::order::nearly_same`] gives
+/// them). `other`'s terms are named in the head's `nearly_same`, with those folded into
+/// `other` before; a head folded itself passes what it holds on to its own head.
+pub fn fold_nearly_same(
+    singles: &mut Vec<Explanation>,
+    combinations: &mut Vec<Combination>,
+    pairs: &[(usize, usize)],
+) {
+    let n = singles.len() + combinations.len();
+    let mut into: Vec<Option<usize>> = vec![None; n];
+    let root = |into: &[Option<usize>], mut i: usize| {
+        while let Some(h) = into[i] {
+            i = h;
+        }
+        i
+    };
+    for &(head, other) in pairs {
+        if head < n && other < n && into[other].is_none() && root(&into, head) != other {
+            into[other] = Some(head);
+        }
+    }
+    if into.iter().all(Option::is_none) {
+        return;
+    }
+    let terms = |i: usize| -> Vec<(String, Value)> {
+        match i.checked_sub(singles.len()) {
+            None => vec![(singles[i].field.clone(), singles[i].value.clone())],
+            Some(c) => combinations[c].terms.clone(),
+        }
+    };
+    let mut named: Vec<Vec<Vec<(String, Value)>>> = vec![Vec::new(); n];
+    for i in (0..n).filter(|&i| into[i].is_some()) {
+        named[root(&into, i)].push(terms(i));
+    }
+    let ns = singles.len();
+    for (i, names) in named.into_iter().enumerate() {
+        match i.checked_sub(ns) {
+            None => singles[i].nearly_same.extend(names),
+            Some(c) => combinations[c].nearly_same.extend(names),
+        }
+    }
+    let mut i = 0;
+    singles.retain(|_| {
+        let keep = into[i].is_none();
+        i += 1;
+        keep
+    });
+    let mut c = ns;
+    combinations.retain(|_| {
+        let keep = into[c].is_none();
+        c += 1;
+        keep
+    });
 }
 
 /// Folds each explanation implied by a stronger one, and over-represented only through it,
@@ -438,6 +498,7 @@ mod tests {
             implies: Vec::new(),
             score: a.lower,
             same_events: Vec::new(),
+            nearly_same: Vec::new(),
         };
         let zone_build = vec![
             ("availability_zone".to_owned(), Value::Str("z".into())),
@@ -477,6 +538,7 @@ mod tests {
             implies: Vec::new(),
             score: a.lower,
             same_events: Vec::new(),
+            nearly_same: Vec::new(),
         }
     }
 
@@ -517,5 +579,46 @@ mod tests {
             ]
         );
         assert!(ranked[1].implies.is_empty(), "{:?}", ranked[1]);
+    }
+
+    #[test]
+    fn nearly_the_same_findings_are_named_under_their_head() {
+        let totals = (Cell::uniform(1_000, 1.0), Cell::uniform(19_000, 1.0));
+        let u = |n| Cell::uniform(n, 1.0);
+        let mut singles = vec![
+            explanation("user.country", "US", u(95), u(239), totals),
+            explanation("app.locale", "en-US", u(95), u(243), totals),
+            explanation("host.name", "h-1", u(50), u(50), totals),
+        ];
+        let a = singles[0].assessment;
+        let mut combinations = vec![Combination {
+            terms: vec![
+                ("user.country".to_owned(), Value::Str("US".into())),
+                ("feature.x".to_owned(), Value::Bool(true)),
+            ],
+            selection: u(95),
+            baseline: u(238),
+            assessment: a,
+            implies: Vec::new(),
+            score: a.lower,
+            same_events: Vec::new(),
+            nearly_same: Vec::new(),
+        }];
+        // The locale into the country, and the country (holding the locale by then) into
+        // the conjunction (index 3: after the singles).
+        fold_nearly_same(&mut singles, &mut combinations, &[(0, 1), (3, 0)]);
+        let names: Vec<&str> = singles.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(names, ["host.name"]);
+        assert!(singles[0].nearly_same.is_empty());
+        let [head] = combinations.as_slice() else {
+            panic!("{combinations:#?}")
+        };
+        assert_eq!(
+            head.nearly_same,
+            [
+                vec![("user.country".to_owned(), Value::Str("US".into()))],
+                vec![("app.locale".to_owned(), Value::Str("en-US".into()))],
+            ]
+        );
     }
 }

@@ -88,6 +88,13 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
                     report.finding_text(same)
                 );
             }
+            for nearly in &f.nearly_same {
+                let _ = writeln!(
+                    out,
+                    "      (nearly the same events as {})",
+                    report.finding_text(nearly)
+                );
+            }
         }
     }
     for view in report.by_field.iter().take(limits.fields) {
@@ -164,6 +171,14 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
     }
     for (field, measure, r) in &report.following {
         left_out.push(format!("{field} (follows {measure}, r = {r:.2})"));
+    }
+    let (candidates, combined) = report.conjunction_candidates;
+    if combined < candidates && combined > 0 {
+        left_out.push(format!(
+            "conjunctions of the weakest {} of {candidates} candidate values (too many \
+             distinct sets of them to hold)",
+            candidates - combined
+        ));
     }
     if !left_out.is_empty() {
         let _ = writeln!(out, "\nleft out: {}", left_out.join("; "));

@@ -398,6 +398,40 @@ async fn integers_with_many_values_are_binned_and_few_are_compared_exactly() {
 }
 
 #[tokio::test]
+async fn conjunctions_left_untried_to_bound_memory_are_reported() {
+    use crate::outliers::text::{TextLimits, report_text};
+    let (_dir, engine) = engine();
+    let all = engine
+        .outliers(&Question::new("api", "duration_ms > 500"))
+        .await
+        .unwrap();
+    let (candidates, combined) = all.conjunction_candidates;
+    assert!(
+        candidates >= 4 && combined == candidates,
+        "{candidates} {combined}"
+    );
+    let text = |r| report_text(r, "duration_ms > 500", TextLimits::default());
+    assert!(
+        !text(&all).contains("conjunctions of the weakest"),
+        "{}",
+        text(&all)
+    );
+    // Room for one set of candidates only: the weakest halves are dropped until it fits.
+    let mut q = Question::new("api", "duration_ms > 500");
+    q.limits.max_sets = 1;
+    let bounded = engine.outliers(&q).await.unwrap();
+    let (candidates, combined) = bounded.conjunction_candidates;
+    assert!(combined < candidates, "{candidates} {combined}");
+    let told = format!(
+        "conjunctions of the weakest {} of {candidates}",
+        candidates - combined
+    );
+    assert!(text(&bounded).contains(&told), "{}", text(&bounded));
+    let json = bounded.to_json();
+    assert_eq!(json["conjunction_candidates"]["combined"], combined);
+}
+
+#[tokio::test]
 async fn the_text_report_draws_every_bin_and_rank_of_finds_a_known_cause() {
     use crate::outliers::text::{TextLimits, report_text};
     let (_dir, engine) = engine();
