@@ -315,9 +315,11 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
     };
     row(
         &format!(
-            "loupe, full ({} singles, {} conjunctions reported)",
+            "loupe, full ({} singles, {} conjunctions reported; {} of {} candidates combined)",
             report.explanations.len(),
-            report.combinations.len()
+            report.combinations.len(),
+            report.conjunction_candidates.1,
+            report.conjunction_candidates.0
         ),
         &full_t,
     );

@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 
+use ahash::RandomState;
+
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
@@ -118,12 +120,26 @@ impl Entry {
     }
 }
 
+/// One field's candidates, each with its bit. As [`values::Slots`], a value's slot is its
+/// candidate's position plus one, 0 when it is none.
+struct Candidates<'a>(Vec<(Set, &'a Value)>);
+
+impl values::Slots for Candidates<'_> {
+    fn slot(&mut self, v: ValueRef<'_>) -> u32 {
+        // Strings by `&str`, so no value is copied to be compared.
+        self.0
+            .iter()
+            .position(|(_, w)| w.as_value_ref() == v)
+            .map_or(0, |p| p as u32 + 1)
+    }
+}
+
 /// The rows of every distinct set of matched candidates, on each side.
 #[derive(Debug, Clone)]
 pub struct Combos {
     pub terms: Vec<Term>,
     /// Sets of two candidates or more.
-    sets: HashMap<Set, Entry>,
+    sets: HashMap<Set, Entry, RandomState>,
     /// Rows that match one candidate or none: `low[0]` none, `low[1 + i]` candidate `i`
     /// alone. Kept (in an array: they are most rows) only for the measure's sums of the
     /// candidates alone and of all rows.
@@ -141,7 +157,7 @@ impl Combos {
         let low = vec![Entry::default(); terms.len() + 1];
         Combos {
             terms,
-            sets: HashMap::new(),
+            sets: HashMap::default(),
             low,
             measure,
             max_sets: MAX_SETS,
@@ -182,22 +198,26 @@ impl Combos {
         let mut fields: Vec<usize> = self.terms.iter().map(|t| t.field).collect();
         fields.sort_unstable();
         fields.dedup();
+        let every = vec![true; n];
+        let mut codes = Vec::with_capacity(n);
         for f in fields {
-            let mine: Vec<(Set, &Value)> = self
-                .terms
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.field == f)
-                .map(|(i, t)| (1 << i, &t.value))
-                .collect();
-            // Strings by `&str`, so no value is copied to be compared.
-            let of = |v: ValueRef<'_>| {
-                mine.iter()
-                    .find(|(_, w)| w.as_value_ref() == v)
-                    .map_or(0, |(bit, _)| *bit)
-            };
+            let mut mine = Candidates(
+                self.terms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.field == f)
+                    .map(|(i, t)| (1 << i, &t.value))
+                    .collect(),
+            );
+            // Through the memo of `values::slots`: a value seen in this batch costs a
+            // compare, not a search of the field's candidates.
             let bins = bins.get(f).and_then(Option::as_ref);
-            values::for_each(batch.column(f + 2), bins, |i, v| matched[i] |= of(v))?;
+            values::slots(batch.column(f + 2), bins, &every, &mut mine, &mut codes)?;
+            for (m, &code) in matched.iter_mut().zip(&codes) {
+                if code != 0 && code != values::UNCOUNTED {
+                    *m |= mine.0[code as usize - 1].0;
+                }
+            }
         }
         for (i, &set) in matched.iter().enumerate() {
             // A row with one candidate or none is in no conjunction: kept only for the
