@@ -117,6 +117,9 @@ async fn past_the_memory_bound_ingest_answers_429_serves_reads_and_keeps_every_a
         );
         clients.push(tokio::spawn(async move {
             for body in batches(c, BATCHES, 500) {
+                // A hang guard, not a timing bound: a server that never admits again fails
+                // here rather than hanging the suite.
+                let deadline = std::time::Instant::now() + POLL_DEADLINE;
                 loop {
                     match post_batch(&server, body.clone()).await {
                         Answer::Accepted(n) => {
@@ -128,7 +131,11 @@ async fn past_the_memory_bound_ingest_answers_429_serves_reads_and_keeps_every_a
                             retry_after,
                         } => {
                             assert_eq!((status, retry_after.as_str()), (429, "1"));
-                            refused.fetch_add(1, Ordering::Relaxed);
+                            let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+                            assert!(
+                                std::time::Instant::now() < deadline,
+                                "not admitted again within {POLL_DEADLINE:?} ({n} refusals)"
+                            );
                             // Reads are served while ingest refuses.
                             let resp = client()
                                 .post(server.url("/api/v1/sql"))

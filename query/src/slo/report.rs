@@ -10,7 +10,10 @@ use super::definition::Budgeting;
 use super::status::{ObjectiveStatus, SloStatus, WindowStatus};
 use super::window::MINUTE_US;
 
-/// `5m`, `1h`, `3d`: the largest of days, hours, minutes that measures `us` exactly.
+/// `5m`, `1h`, `3d`: the largest of days, hours, minutes that measures `us` exactly. Not
+/// [`super::feed::prom_duration`], on purpose: that one names windows as Prometheus and Sloth
+/// do (28 days is `4w`, 90 minutes `1h30m`), for the feed's labels to match theirs; the JSON
+/// API and the report say `28d`, as OpenSLO documents write windows.
 pub fn short_duration(us: i64) -> String {
     let minutes = us / MINUTE_US;
     if minutes > 0 && minutes % 1440 == 0 {
