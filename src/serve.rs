@@ -92,8 +92,39 @@ async fn metrics(State(state): State<MetricsState>) -> impl IntoResponse {
     )
 }
 
+/// What an SLO's refresh changed, to be logged.
+#[derive(Debug, PartialEq, Eq)]
+enum Change {
+    /// It fails, and did not before or failed otherwise.
+    Failing,
+    /// It failed before and does not now.
+    Recovered,
+    /// As before.
+    None,
+}
+
+/// The SLOs whose status failed at the last refresh, with the error. A broken SLO (a field
+/// dropped from the dataset) fails at every refresh, every few seconds: logged when it starts
+/// failing, when its error changes and when it recovers, not each time.
+#[derive(Debug, Default)]
+struct Failing(std::collections::HashMap<String, String>);
+
+impl Failing {
+    fn update(&mut self, slo: &str, error: Option<&str>) -> Change {
+        match error {
+            Some(e) => match self.0.insert(slo.to_owned(), e.to_owned()) {
+                Some(before) if before == e => Change::None,
+                _ => Change::Failing,
+            },
+            None if self.0.remove(slo).is_some() => Change::Recovered,
+            None => Change::None,
+        }
+    }
+}
+
 /// Refreshes the SLO statuses every `interval` (the first at once) for `/metrics`, and
-/// pushes them to `remote_write` when set. One SLO that fails is logged and left out.
+/// pushes them to `remote_write` when set. One SLO that fails is left out, and logged as
+/// [`Failing`] says.
 fn spawn_slo_refresh(
     feed: SloFeed,
     interval: std::time::Duration,
@@ -106,6 +137,7 @@ fn spawn_slo_refresh(
             .unwrap_or_default();
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = Failing::default();
         loop {
             tick.tick().await;
             let now = std::time::SystemTime::now()
@@ -120,9 +152,19 @@ fn spawn_slo_refresh(
             match pass.await {
                 Ok(statuses) => {
                     for (name, status) in statuses {
-                        match status {
-                            Ok((s, _)) => fresh.push(s),
-                            Err(e) => tracing::warn!(slo = %name, error = %e, "SLO status failed"),
+                        let error = status.as_ref().err().map(ToString::to_string);
+                        match failing.update(&name, error.as_deref()) {
+                            Change::Failing => {
+                                let e = error.unwrap_or_default();
+                                tracing::warn!(slo = %name, error = %e, "SLO status failed")
+                            }
+                            Change::Recovered => {
+                                tracing::info!(slo = %name, "SLO status recovered")
+                            }
+                            Change::None => {}
+                        }
+                        if let Ok((s, _)) = status {
+                            fresh.push(s);
                         }
                     }
                 }
@@ -306,4 +348,22 @@ pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Outpu
             _ = term.recv() => {}
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Change, Failing};
+
+    #[test]
+    fn a_failing_slo_is_logged_when_it_starts_changes_and_recovers_not_at_every_refresh() {
+        let mut f = Failing::default();
+        assert_eq!(f.update("checkout", None), Change::None);
+        assert_eq!(f.update("checkout", Some("no field x")), Change::Failing);
+        assert_eq!(f.update("checkout", Some("no field x")), Change::None);
+        assert_eq!(f.update("search", Some("no field x")), Change::Failing);
+        assert_eq!(f.update("checkout", Some("no dataset")), Change::Failing);
+        assert_eq!(f.update("checkout", None), Change::Recovered);
+        assert_eq!(f.update("checkout", None), Change::None);
+        assert_eq!(f.update("checkout", Some("no dataset")), Change::Failing);
+    }
 }
