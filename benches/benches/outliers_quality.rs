@@ -8,6 +8,7 @@
 //! SAMPLER=dynamic cargo bench -p loupe-bench --bench outliers_quality # the collector's EMA sampler
 //! SCENARIOS=12 CEILING=0 cargo bench -p loupe-bench --bench outliers_quality   # a short trial
 //! ONLY=20-39 WHY=1 cargo bench -p loupe-bench --bench outliers_quality   # 2-term causes, misses explained
+//! SAMPLER=dynamic ONLY=8,14 WHY=1 cargo bench -p loupe-bench --bench outliers_quality   # and the top finding's true ratio
 //! ```
 //!
 //! **Scenarios** (seeded, deterministic): 3 cause sizes (one field, a 2- and a 3-field
@@ -420,6 +421,64 @@ fn explain_miss(report: &Report, cause: &[(String, String)]) {
     }
 }
 
+/// The weighted top finding's risk ratio in the full, unsampled stream, to stderr: whether
+/// a finding ranked above the cause is an association the stream has, or one the weights
+/// made. The selection is the bench's own: `error`, or `duration_ms` over the stream's p95.
+/// Findings with a binned term are not checked (the bins are the sample's).
+fn top_truth(report: &Report, full: &[ValidEvent], effect: Effect) {
+    let Some(top) = report.ranked(1).into_iter().next() else {
+        return;
+    };
+    let text = report.finding_text(&top.terms);
+    let mut wanted = Vec::new();
+    for (field, value) in &top.terms {
+        use loupe_query::outliers::counts::Value as V;
+        wanted.push(match value {
+            V::Null => (field.clone(), None),
+            V::Str(v) => (field.clone(), Some(v.clone())),
+            V::Bool(b) => (field.clone(), Some(b.to_string())),
+            V::Int(i) => (field.clone(), Some(i.to_string())),
+            V::Bin(_) => {
+                eprintln!("    top finding {text}: binned, not checked");
+                return;
+            }
+        });
+    }
+    let duration = |e: &ValidEvent| match e.fields().get("duration_ms") {
+        Some(Value::Float(d)) => *d,
+        Some(Value::Int(d)) => *d as f64,
+        _ => 0.0,
+    };
+    let threshold = match effect {
+        Effect::Latency { .. } => {
+            let mut d: Vec<f64> = full.iter().map(duration).collect();
+            d.sort_by(f64::total_cmp);
+            d[(d.len() as f64 * 0.95) as usize]
+        }
+        Effect::ErrorRate { .. } => 0.0,
+    };
+    let selected = |e: &ValidEvent| match effect {
+        Effect::Latency { .. } => duration(e) > threshold,
+        Effect::ErrorRate { .. } => matches!(e.fields().get("error"), Some(Value::Bool(true))),
+    };
+    // [matching, not] x [selected, not]
+    let mut n = [[0.0f64; 2]; 2];
+    for e in full {
+        let matching = wanted.iter().all(|(f, want)| {
+            let got = e.fields().get(f).and_then(value_string);
+            got.as_deref() == want.as_deref()
+        });
+        n[usize::from(!matching)][usize::from(!selected(e))] += 1.0;
+    }
+    let rate = |r: [f64; 2]| r[0] / (r[0] + r[1]).max(1.0);
+    eprintln!(
+        "    top finding {text}: in the full stream {} events, {} selected; true risk ratio {:.2}",
+        n[0][0] + n[0][1],
+        n[0][0],
+        rate(n[0]) / rate(n[1])
+    );
+}
+
 async fn scenarios_run(detail: bool, ceiling: bool, why: bool) -> Res<[Score; 3]> {
     let mut scores: [Score; 3] = Default::default();
     let all = chosen();
@@ -437,6 +496,8 @@ async fn scenarios_run(detail: bool, ceiling: bool, why: bool) -> Res<[Score; 3]
         let incident = Incident::planted_with_share(seed, start, end, s.effect, s.terms, s.band);
         let cause = incident.cause.clone();
         let (variants, share) = generate(seed, n, Some(incident), false, ceiling)?;
+        // Kept to check the top finding against the truth (a second copy of the stream).
+        let full = (why && ceiling).then(|| variants.full.clone());
         let run = run_stream(variants, &request_for(s.effect)).await?;
         let ranks = [
             run.weighted.rank_of(&cause, TOP),
@@ -451,6 +512,9 @@ async fn scenarios_run(detail: bool, ceiling: bool, why: bool) -> Res<[Score; 3]
         }
         if why && ranks[0] != Some(1) {
             explain_miss(&run.weighted, &cause);
+            if let Some(full) = &full {
+                top_truth(&run.weighted, full, s.effect);
+            }
         }
         let top = run
             .weighted
