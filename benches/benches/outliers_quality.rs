@@ -32,6 +32,8 @@
 //!   its EMA sampler keyed by `http.route` and `http.status_code` with a goal rate of 20,
 //!   every error kept by rule, so rare keys are kept at low rates and common ones at high
 //!   rates and the stored events overstate errors and rare routes, each by its own factor.
+//!   It sees two intervals (60,000 events) before anything is stored, as a collector that has
+//!   been running would have: its first interval keeps everything.
 //!
 //! **The question** an engineer on call asks: `--above p95 duration_ms` for a latency effect
 //! (p95 rather than p99 so a x1.5 effect leaves enough stored events to see: it lifts a matched
@@ -80,6 +82,8 @@ const EVENTS_PER_SECOND: f64 = 1_000.0;
 /// Successes are kept 1 in this many (`SAMPLER=fixed`), or this is the dynamic sampler's goal
 /// rate; errors are kept all.
 const SUCCESS_RATE: i64 = 20;
+/// Events the dynamic sampler sees before the stream is stored: two of its 30 s intervals.
+const WARMUP_EVENTS: usize = 60_000;
 /// Events the cause should match in a stream.
 const MATCHED_GOAL: f64 = 2_500.0;
 const MIN_EVENTS: usize = 250_000;
@@ -204,7 +208,12 @@ fn generate(
         unweighted: Vec::new(),
         full: Vec::new(),
     };
-    for mut event in generator.by_ref().take(n) {
+    // The dynamic sampler keeps every event of its first interval (it has no rates yet), and a
+    // running collector is long past that (restarts restore its state). Without a warm-up, that
+    // interval would be a third to two thirds of the stored events, all at weight 1: not the
+    // steady state the bench is meant to measure. Its events are seen by the sampler only.
+    let warmup = warmup_events();
+    for (i, mut event) in generator.by_ref().take(warmup + n).enumerate() {
         let matched = matches_cause(&event, &cause);
         let canary = coins.random_bool(if matched { 0.5 } else { 0.005 });
         event.insert("deploy.canary", canary);
@@ -231,6 +240,9 @@ fn generate(
                 None => (error || coins.random_bool(1.0 / SUCCESS_RATE as f64))
                     .then_some(if error { 1.0 } else { SUCCESS_RATE as f64 }),
             };
+        if i < warmup {
+            continue;
+        }
         let keep = weight.is_some();
         if !keep && !ceiling {
             continue;
@@ -250,6 +262,16 @@ fn generate(
         }
     }
     Ok((out, generator.truth().matched_share()))
+}
+
+/// Events the sampler sees before the stream is stored: [`WARMUP_EVENTS`] for the dynamic
+/// sampler, none for the fixed rule (it has no state).
+fn warmup_events() -> usize {
+    if std::env::var("SAMPLER").as_deref() == Ok("dynamic") {
+        WARMUP_EVENTS
+    } else {
+        0
+    }
 }
 
 /// The collector's own sampler when `SAMPLER` is `dynamic`, `None` for `fixed` (the default).
@@ -492,7 +514,9 @@ async fn scenarios_run(detail: bool, ceiling: bool, why: bool) -> Res<[Score; 3]
         let seed = 1_000 + s.id as u64;
         let n = ((MATCHED_GOAL / s.band.0) as usize).clamp(MIN_EVENTS, MAX_EVENTS);
         let start = DEFAULT_START_US - 10_000_000;
-        let end = DEFAULT_START_US + (n as f64 / EVENTS_PER_SECOND * 1e6) as i64 + 10_000_000;
+        // The incident lasts through the dynamic sampler's warm-up too.
+        let streamed = (n + warmup_events()) as f64;
+        let end = DEFAULT_START_US + (streamed / EVENTS_PER_SECOND * 1e6) as i64 + 10_000_000;
         let incident = Incident::planted_with_share(seed, start, end, s.effect, s.terms, s.band);
         let cause = incident.cause.clone();
         let (variants, share) = generate(seed, n, Some(incident), false, ceiling)?;
