@@ -730,10 +730,7 @@ impl QueryEngine {
             restating,
             always_selected,
             explanations,
-            conjunction_candidates: (
-                candidates.len().min(combos::MAX_CANDIDATES),
-                sets.as_ref().map_or(0, |s| s.terms.len()),
-            ),
+            conjunction_candidates: (candidates.len(), sets.as_ref().map_or(0, |s| s.terms.len())),
             combinations,
             bins: report_bins,
             by_field,

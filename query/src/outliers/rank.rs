@@ -279,18 +279,14 @@ pub fn fold_nearly_same(
             Some(c) => combinations[c].nearly_same.extend(names),
         }
     }
-    let mut i = 0;
-    singles.retain(|_| {
-        let keep = into[i].is_none();
-        i += 1;
-        keep
-    });
-    let mut c = ns;
-    combinations.retain(|_| {
-        let keep = into[c].is_none();
-        c += 1;
-        keep
-    });
+    retain_unfolded(singles, &into[..ns]);
+    retain_unfolded(combinations, &into[ns..]);
+}
+
+/// Keeps the items of `items` that `folded_into` (one entry per item) does not fold away.
+fn retain_unfolded<T>(items: &mut Vec<T>, folded_into: &[Option<usize>]) {
+    let mut folded = folded_into.iter();
+    items.retain(|_| folded.next().is_some_and(Option::is_none));
 }
 
 /// Folds each explanation implied by a stronger one, and over-represented only through it,
@@ -345,12 +341,7 @@ pub fn fold_implied(
             ranked[x].implies.push(term);
         }
     }
-    let mut i = 0;
-    ranked.retain(|_| {
-        let keep = folded_into[i].is_none();
-        i += 1;
-        keep
-    });
+    retain_unfolded(ranked, &folded_into);
 }
 
 #[cfg(test)]
