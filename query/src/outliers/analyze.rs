@@ -1,8 +1,9 @@
 //! The question asked of a dataset: which fields' values does the selection over-represent?
-//! Passes of DataFusion over the window, each folded partition by partition on every core:
-//! one over the numeric fields (their bins and which follow the measure, see [`numeric`]),
-//! then one that hands `(selected, weight, fields...)` batches to [`Counts`], then one for
-//! pairs and triples of the candidate values (see [`rank::combination_candidates`]).
+//! Two passes of DataFusion over the window, each folded partition by partition on every
+//! core: one that hands `(selected, weight, fields..., measures...)` batches to [`Counts`]
+//! (numbers by fine buckets, binned by their deciles at the end, and correlated with the
+//! measures, see [`numeric`]), then one for pairs and triples of the candidate values (see
+//! [`rank::combination_candidates`]).
 //!
 //! [`numeric`]: super::numeric
 
@@ -12,8 +13,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 
 use super::combos::{self, Combination, Combos, Term};
-use super::counts::{self, Bins, Counts};
-use super::numeric::{Kind, Numeric};
+use super::counts::{self, Bins, Counting, Counts};
+use super::numeric;
 use super::order;
 use super::rank::{self, Explanation};
 use super::stats::{self, Cell, Thresholds};
@@ -324,7 +325,7 @@ impl Report {
     }
 }
 
-/// The correlation (of logs, over the window) at which a numeric field is taken to follow
+/// The correlation (of logs, over the events compared) at which a numeric field is taken to follow
 /// the measure the selection is defined on. A share of it (CPU time, 10-60% of duration)
 /// correlates at ~0.9; fields that merely tend to come with slow requests (row counts,
 /// payload sizes, a database's time capped by the request's) stay well below.
@@ -399,26 +400,12 @@ fn comparable(dt: &DataType) -> bool {
     }
 }
 
-/// A bin edge a reader can take in: three significant digits (`7800`, `45.3`, `0.0121`),
-/// whole for an integer field. The edges are the window's approximate deciles; where exactly
-/// a bin starts matters less than that it reads as a range.
-fn round_edge(x: f64, integer: bool) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let scale = 10f64.powi(2 - x.abs().log10().floor() as i32);
-    let r = (x * scale).round() / scale;
-    if integer { r.ceil() } else { r }
-}
-
 /// The findings (strongest first) whose overlaps are measured for the order of the answer
 /// (see [`order`]): enough for the top of any report, few enough that the walk over the
 /// conjunction pass's sets stays a fraction of the pass.
 const OVERLAPS_AMONG: usize = 64;
 
-/// An integer field with more distinct values than this in the window is binned like a float.
-const MAX_EXACT_INTEGERS: usize = 64;
-
+/// The numbers' bins: their weighted deciles over the counted events.
 const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 impl QueryEngine {
@@ -477,27 +464,21 @@ impl QueryEngine {
             })
             .map(String::as_str)
             .collect();
-        let (following, bins) = self.numeric(&table, &fields, &measures, &filter).await?;
-        let (fields, bins): (Vec<(String, DataType)>, Vec<Option<Bins>>) = fields
-            .into_iter()
-            .zip(bins)
-            .filter(|((n, _), _)| !following.iter().any(|(f, _, _)| f == n))
-            .unzip();
-        let report_bins: Vec<(String, Bins)> = fields
-            .iter()
-            .zip(&bins)
-            .filter_map(|((n, _), b)| Some((n.clone(), b.clone()?)))
-            .collect();
         let baseline = match &q.baseline {
             Some(b) => format!("({b})"),
             None => format!("NOT ({})", q.selection),
         };
-        // `(selected, weight, fields...)` for the fields named.
-        let pass_sql = |names: &[String], measure: Option<&str>| {
+        // `(selected, weight, fields..., measures...)` for the fields named.
+        let pass_sql = |names: &[String], measures: &[&str]| {
             let columns: Vec<String> = names
                 .iter()
                 .map(|n| ident(n))
-                .chain(measure.map(|m| format!("CAST({} AS DOUBLE) AS __measure", ident(m))))
+                .chain(
+                    measures
+                        .iter()
+                        .enumerate()
+                        .map(|(k, m)| format!("CAST({} AS DOUBLE) AS __measure{k}", ident(m))),
+                )
                 .collect();
             format!(
                 "SELECT CASE WHEN ({sel}) THEN true WHEN {baseline} THEN false END AS __selected, \
@@ -508,18 +489,46 @@ impl QueryEngine {
             )
         };
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-        let sql = pass_sql(&names, None);
+        let sql = pass_sql(&names, &measures);
         let limits = q.limits;
-        // Counting is most of the pass's work: each partition counts apart, on its own core.
-        let (init_names, init_bins) = (names.clone(), bins.clone());
-        let counts = self
+        // One scan counts every field, numbers by fine buckets (their bins are the window's
+        // deciles, known at the end), and correlates the numbers with the measures. Counting
+        // is most of the pass's work: each partition counts apart, on its own core.
+        let plan: Vec<(String, Counting)> = fields
+            .iter()
+            .map(|(n, dt)| (n.clone(), numeric::counting(dt)))
+            .collect();
+        let n_measures = measures.len();
+        let mut counts = self
             .fold_partitions(
                 &sql,
-                move || Counts::new(&init_names, init_bins.clone()),
+                move || Counts::counting(plan.clone(), n_measures),
                 move |c, b| c.add(b, &limits),
                 move |c, other| c.merge(other, &limits),
             )
             .await?;
+        counts.finish(&DECILES);
+        // Numbers that follow a measure: left out, and named with their correlation.
+        let mut following: Vec<(String, String, f64)> = Vec::new();
+        for (m, measure) in measures.iter().enumerate() {
+            for f in &counts.fields {
+                if let Some(r) = f.correlation(m).filter(|r| *r >= FOLLOWS_MEASURE)
+                    && !following.iter().any(|(o, _, _)| *o == f.name)
+                {
+                    following.push((f.name.clone(), (*measure).to_owned(), r));
+                }
+            }
+        }
+        counts
+            .fields
+            .retain(|f| !following.iter().any(|(o, _, _)| *o == f.name));
+        let names: Vec<String> = counts.fields.iter().map(|f| f.name.clone()).collect();
+        let bins: Vec<Option<Bins>> = counts.fields.iter().map(|f| f.bins.clone()).collect();
+        let report_bins: Vec<(String, Bins)> = names
+            .iter()
+            .zip(&bins)
+            .filter_map(|(n, b)| Some((n.clone(), b.clone()?)))
+            .collect();
         let (mut explanations, mut tested) = rank::single_fields(&counts, &q.thresholds);
         let restating = rank::restating(&counts, &q.thresholds);
         let always_selected = rank::always_selected(&counts, &q.thresholds, &restating);
@@ -566,7 +575,7 @@ impl QueryEngine {
             let max_sets = q.limits.max_sets;
             let combos = self
                 .fold_partitions(
-                    &pass_sql(&used_names, threshold_on.as_deref()),
+                    &pass_sql(&used_names, threshold_on.as_deref().as_slice()),
                     move || Combos::new(terms.clone(), with_measure).with_max_sets(max_sets),
                     move |c, b| c.add(b, &used_bins),
                     |c, other| c.merge(other),
@@ -735,98 +744,5 @@ impl QueryEngine {
             bins: report_bins,
             by_field,
         })
-    }
-
-    /// What the counting pass needs to know of the numeric fields, from one scan of them
-    /// (see [`super::numeric`]): those that follow a measure, and each field's bins (by position in
-    /// `fields`; `None` for a field counted value by value).
-    ///
-    /// A numeric field follows one of `measures` (numeric fields the selection is defined on)
-    /// when the correlation `r` of `ln(1 + x)` over the window is at least
-    /// [`FOLLOWS_MEASURE`]: `(field, measure, r)`. Such a field is a part or a companion of
-    /// the measure (a request's CPU time is a share of its duration) and would explain any
-    /// threshold on it, in calm and in incident alike: it answers "what is slow?" with "what
-    /// takes long", so it is left out and named, as the measure itself is. The log makes the
-    /// correlation one of orders of magnitude, which latencies and sizes are.
-    ///
-    /// The bins are the weighted decile edges of every float field, and of the integer fields
-    /// with more than [`MAX_EXACT_INTEGERS`] distinct values (`payload.items`, byte counts).
-    /// Integers with few values (`http.status_code`, `retry.count`) are compared value by
-    /// value.
-    async fn numeric(
-        &self,
-        table: &str,
-        fields: &[(String, DataType)],
-        measures: &[&str],
-        filter: &str,
-    ) -> Result<(Vec<(String, String, f64)>, Vec<Option<Bins>>)> {
-        let mut bins = vec![None; fields.len()];
-        let numeric: Vec<usize> = (0..fields.len())
-            .filter(|&i| fields[i].1.is_numeric())
-            .collect();
-        if numeric.is_empty() {
-            return Ok((Vec::new(), bins));
-        }
-        let kinds: Vec<Kind> = numeric.iter().map(|&i| Kind::of(&fields[i].1)).collect();
-        let columns: Vec<String> = std::iter::once("sample_rate".to_owned())
-            .chain(measures.iter().map(|m| ident(m)))
-            .chain(numeric.iter().map(|&i| ident(&fields[i].0)))
-            .collect();
-        let sql = format!("SELECT {} FROM {table}{filter}", columns.join(", "));
-        let (init_kinds, n_measures) = (kinds.clone(), measures.len());
-        let summary = self
-            .fold_partitions(
-                &sql,
-                move || Numeric::new(&init_kinds, n_measures, MAX_EXACT_INTEGERS),
-                |s, b| s.add(b),
-                |s, other| s.merge(other),
-            )
-            .await?;
-        let mut following: Vec<(String, String, f64)> = Vec::new();
-        for (m, measure) in measures.iter().enumerate() {
-            for (j, &i) in numeric.iter().enumerate() {
-                let f = &fields[i].0;
-                if let Some(r) = summary.correlation(j, m).filter(|r| *r >= FOLLOWS_MEASURE)
-                    && !following.iter().any(|(o, _, _)| o == f)
-                {
-                    following.push((f.clone(), (*measure).to_owned(), r));
-                }
-            }
-        }
-        for (j, &i) in numeric.iter().enumerate() {
-            let integer = match kinds[j] {
-                Kind::Other => continue,
-                Kind::Integer if summary.few_values(j) => continue,
-                k => k == Kind::Integer,
-            };
-            let mut edges: Vec<f64> = summary
-                .quantiles(j, &DECILES)
-                .into_iter()
-                .flatten()
-                .map(|x| round_edge(x, integer))
-                .collect();
-            edges.dedup();
-            if !edges.is_empty() {
-                bins[i] = Some(Bins { edges });
-            }
-        }
-        Ok((following, bins))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::round_edge;
-
-    #[test]
-    fn bin_edges_read_as_round_numbers() {
-        assert_eq!(round_edge(7803.4, false), 7800.0);
-        assert_eq!(round_edge(45.3187, false), 45.3);
-        assert_eq!(round_edge(0.012149, false), 0.0121);
-        assert_eq!(round_edge(-12345.0, false), -12300.0);
-        assert_eq!(round_edge(0.0, false), 0.0);
-        // whole for integers: 12.46 rounds to 12.5 and up to 13
-        assert_eq!(round_edge(12.46, true), 13.0);
-        assert_eq!(round_edge(8149.0, true), 8150.0);
     }
 }

@@ -8,6 +8,15 @@
 //! timestamp) identifies events rather than describing them: once it has more than
 //! [`Limits::max_distinct`] values it is marked as an identifier and no longer counted, which
 //! also bounds the memory a pass takes.
+//!
+//! Numeric fields are binned by the window's deciles, which are not known until the window
+//! has been read: the pass counts them by [`fine`] buckets (three significant digits) and
+//! [`Counts::finish`] reads the deciles off those and folds the buckets into the bins, so
+//! one scan does what two did. The same pass measures how each numeric field correlates with
+//! the measures the selection is defined on (see [`numeric`]).
+//!
+//! [`fine`]: super::fine
+//! [`numeric`]: super::numeric
 
 use std::collections::HashMap;
 
@@ -19,6 +28,8 @@ use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
+use super::fine;
+use super::numeric::{self, Comoments};
 use super::stats::Cell;
 use super::values::{self, ValueRef};
 
@@ -66,18 +77,42 @@ impl Default for Limits {
     }
 }
 
+/// How a field's values are counted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Counting {
+    /// Value by value (strings, booleans, integers).
+    Values,
+    /// By the bins given.
+    Binned(Bins),
+    /// A number, by the window's deciles: by [`fine`] buckets in the pass, then by the bins
+    /// [`Counts::finish`] makes of them.
+    Deciles,
+    /// An integer: value by value while it has at most this many values, then as `Deciles`
+    /// (`http.status_code` by value, byte counts by bins).
+    IntegersUpTo(usize),
+}
+
 /// The counts of one field.
 #[derive(Debug, Clone, Default)]
 pub struct FieldCounts {
     pub name: String,
     /// Every value counted, with its slot in `cells`.
     index: Index,
-    /// `[selection, baseline]` per slot.
+    /// `[selection, baseline]` per slot (of `fine` while it is counted by buckets).
     cells: Vec<[Cell; 2]>,
     /// Too many distinct values: the field identifies events and is left out.
     pub identifier: bool,
     /// Numeric: counted by bins.
     pub bins: Option<Bins>,
+    /// Counted by fine buckets (until [`Counts::finish`]): the buckets' slots.
+    fine: Option<fine::Index>,
+    /// An integer counted by value until it has more values than this.
+    integers_up_to: Option<usize>,
+    /// A number whose correlation with the measures is measured: `ln(1 + x)` of each
+    /// slot's value (see [`numeric::log1p`]), and per measure the co-moments.
+    numeric: bool,
+    logs: Vec<f64>,
+    with: Vec<Comoments>,
 }
 
 /// The values of one field, each given a slot (its position in `keys`) the first time it is
@@ -144,29 +179,57 @@ pub struct Counts {
     pub selection: Cell,
     pub baseline: Cell,
     pub fields: Vec<FieldCounts>,
+    /// How many measures follow the fields in a batch (see [`Counts::add`]).
+    measures: usize,
 }
 
 impl Counts {
-    /// Counts for `names`, with `bins` for the numeric ones (by field position).
+    /// Counts for `names`, with `bins` for the numeric ones (by field position), the others
+    /// value by value.
     pub fn new(names: &[String], bins: Vec<Option<Bins>>) -> Counts {
+        let counting = bins
+            .into_iter()
+            .chain(std::iter::repeat(None))
+            .map(|b| b.map_or(Counting::Values, Counting::Binned));
+        Counts::counting(names.iter().cloned().zip(counting).collect(), 0)
+    }
+
+    /// Counts for fields counted as given, correlating each number (`Deciles`,
+    /// `IntegersUpTo`) with each of `measures` measures.
+    pub fn counting(fields: Vec<(String, Counting)>, measures: usize) -> Counts {
         Counts {
             selection: Cell::default(),
             baseline: Cell::default(),
-            fields: names
-                .iter()
-                .zip(bins.into_iter().chain(std::iter::repeat(None)))
-                .map(|(n, b)| FieldCounts {
-                    name: n.clone(),
-                    bins: b,
-                    ..FieldCounts::default()
+            fields: fields
+                .into_iter()
+                .map(|(name, counting)| {
+                    let numeric = matches!(counting, Counting::Deciles | Counting::IntegersUpTo(_));
+                    let mut f = FieldCounts {
+                        name,
+                        numeric,
+                        with: if numeric {
+                            vec![Comoments::default(); measures]
+                        } else {
+                            Vec::new()
+                        },
+                        ..FieldCounts::default()
+                    };
+                    match counting {
+                        Counting::Values => {}
+                        Counting::Binned(b) => f.bins = Some(b),
+                        Counting::Deciles => f.fine = Some(fine::Index::new()),
+                        Counting::IntegersUpTo(n) => f.integers_up_to = Some(n),
+                    }
+                    f
                 })
                 .collect(),
+            measures,
         }
     }
 
     /// Adds a batch whose column 0 says whether each event is selected (true), baseline
-    /// (false) or neither (null), column 1 is its weight (null counts as 1), and the rest are
-    /// the fields, in the order given to [`Counts::new`].
+    /// (false) or neither (null), column 1 is its weight (null counts as 1), then the
+    /// fields, in the order given to [`Counts::new`], then the measures.
     pub fn add(&mut self, batch: &RecordBatch, limits: &Limits) -> Result<()> {
         let selected = cast(batch.column(0), &DataType::Boolean)?;
         let selected = selected.as_boolean();
@@ -198,36 +261,79 @@ impl Counts {
             rows.counted[i] = true;
             rows.weight[i] = w;
         }
+        // The measures' logs on the counted rows, which the numbers are correlated with.
+        let at = batch.num_columns() - self.measures;
+        let measures = batch.columns()[at..]
+            .iter()
+            .map(|col| {
+                let logs = numeric::logs(col)?;
+                Ok((0..n)
+                    .filter(|&i| rows.counted[i])
+                    .map(|i| logs[i])
+                    .collect())
+            })
+            .collect::<Result<Vec<Vec<f64>>>>()?;
         let mut slots = Vec::with_capacity(n);
-        for (f, col) in self.fields.iter_mut().zip(batch.columns().iter().skip(2)) {
+        for (f, col) in self.fields.iter_mut().zip(&batch.columns()[2..at]) {
             if !f.identifier {
-                f.add(col, &rows, &mut slots, limits)?;
+                f.add(col, &rows, &mut slots, &measures, limits)?;
             }
         }
         Ok(())
+    }
+
+    /// Ends the pass: each field counted by fine buckets is binned by its deciles at `qs`
+    /// (the buckets' lower bounds where the weighted quantiles fall, the same edge once).
+    pub fn finish(&mut self, qs: &[f64]) {
+        for f in &mut self.fields {
+            f.finish(qs);
+        }
     }
 
     /// Merges another pass's counts (of the same fields) into this one.
     pub fn merge(&mut self, other: Counts, limits: &Limits) {
         self.selection = super::stats::totals(self.selection, other.selection);
         self.baseline = super::stats::totals(self.baseline, other.baseline);
-        for (mine, theirs) in self.fields.iter_mut().zip(other.fields) {
+        for (mine, mut theirs) in self.fields.iter_mut().zip(other.fields) {
             mine.identifier |= theirs.identifier;
             if mine.identifier {
                 mine.forget();
                 continue;
             }
+            for (a, b) in mine.with.iter_mut().zip(&theirs.with) {
+                a.merge(b);
+            }
+            if mine.fine.is_some() || theirs.fine.is_some() {
+                mine.count_by_buckets();
+                theirs.count_by_buckets();
+                let (Some(index), Some(their_index)) = (&mut mine.fine, &theirs.fine) else {
+                    continue;
+                };
+                for (key, cells) in their_index.keys.iter().zip(&theirs.cells) {
+                    let slot = index.slot(*key) as usize;
+                    add_cells(&mut mine.cells, slot, cells);
+                }
+                mine.extend_logs();
+                continue;
+            }
             for (v, cells) in theirs.index.keys.into_iter().zip(theirs.cells) {
                 let slot = values::Slots::slot(&mut mine.index, v.as_value_ref()) as usize;
-                mine.cells
-                    .resize(mine.index.keys.len(), [Cell::default(); 2]);
-                let e = &mut mine.cells[slot];
-                for s in 0..2 {
-                    e[s] = super::stats::totals(e[s], cells[s]);
-                }
+                add_cells(&mut mine.cells, slot, &cells);
             }
+            mine.extend_logs();
             mine.check(limits);
         }
+    }
+}
+
+/// Adds `cells` into `all[slot]`, growing `all` to hold it.
+fn add_cells(all: &mut Vec<[Cell; 2]>, slot: usize, cells: &[Cell; 2]) {
+    if all.len() <= slot {
+        all.resize(slot + 1, [Cell::default(); 2]);
+    }
+    let e = &mut all[slot];
+    for s in 0..2 {
+        e[s] = super::stats::totals(e[s], cells[s]);
     }
 }
 
@@ -266,31 +372,150 @@ impl FieldCounts {
         col: &ArrayRef,
         rows: &Rows,
         slots: &mut Vec<u32>,
+        measures: &[Vec<f64>],
         limits: &Limits,
     ) -> Result<()> {
-        values::slots(
-            col,
-            self.bins.as_ref(),
-            &rows.counted,
-            &mut self.index,
-            slots,
-        )?;
-        self.cells
-            .resize(self.index.keys.len(), [Cell::default(); 2]);
+        let len = match &mut self.fine {
+            Some(index) => {
+                fine::slots(col, &rows.counted, index, slots)?;
+                index.keys.len()
+            }
+            None => {
+                values::slots(
+                    col,
+                    self.bins.as_ref(),
+                    &rows.counted,
+                    &mut self.index,
+                    slots,
+                )?;
+                self.index.keys.len()
+            }
+        };
+        self.cells.resize(len, [Cell::default(); 2]);
         for ((&slot, &side), &w) in slots.iter().zip(&rows.side).zip(&rows.weight) {
             if slot != values::UNCOUNTED {
                 self.cells[slot as usize][usize::from(side)].add(w);
             }
         }
-        self.check(limits);
+        self.extend_logs();
+        // Before `check`, which may give the values new slots.
+        self.correlate(slots, measures);
+        if self.fine.is_none() {
+            self.check(limits);
+        }
         Ok(())
     }
 
+    /// The logs of the slots that have none yet (for a number).
+    fn extend_logs(&mut self) {
+        if !self.numeric {
+            return;
+        }
+        let start = self.logs.len();
+        match &self.fine {
+            Some(index) => self.logs.extend(
+                index.keys[start..]
+                    .iter()
+                    .map(|k| k.map_or(0.0, |b| numeric::log1p(b.lower()))),
+            ),
+            None => self
+                .logs
+                .extend(self.index.keys[start..].iter().map(|v| match v {
+                    Value::Int(i) => numeric::log1p(*i as f64),
+                    _ => 0.0,
+                })),
+        }
+    }
+
+    /// Adds the batch's counted rows (their `slots`) to the co-moments with each measure.
+    /// A value stands for its slot's: exact for an integer, its bucket's lower bound for a
+    /// number counted by buckets (three digits: the correlation moves in the third).
+    fn correlate(&mut self, slots: &[u32], measures: &[Vec<f64>]) {
+        if !self.numeric || measures.is_empty() {
+            return;
+        }
+        let logs: Vec<f64> = slots
+            .iter()
+            .filter(|&&s| s != values::UNCOUNTED)
+            .map(|&s| self.logs[s as usize])
+            .collect();
+        for (c, ys) in self.with.iter_mut().zip(measures) {
+            c.merge(&Comoments::of(&logs, ys));
+        }
+    }
+
+    /// The correlation of the field's logs with measure `m`'s over the counted rows, `None`
+    /// when it is not defined (fewer than two rows, or one side constant) or not measured.
+    pub fn correlation(&self, m: usize) -> Option<f64> {
+        self.with.get(m)?.correlation()
+    }
+
+    /// An integer counted by value that passed its bound is counted by buckets from here.
     fn check(&mut self, limits: &Limits) {
-        if self.distinct() > limits.max_distinct {
+        if self.integers_up_to.is_some_and(|n| self.distinct() > n) {
+            self.count_by_buckets();
+        } else if self.distinct() > limits.max_distinct {
             self.identifier = true;
             self.forget();
         }
+    }
+
+    /// Counts by fine buckets from here, what was counted by value put in its bucket. A
+    /// field counted by buckets already, or by given bins, is left as it is.
+    fn count_by_buckets(&mut self) {
+        if self.fine.is_some() || self.integers_up_to.is_none() {
+            return;
+        }
+        let mut index = fine::Index::new();
+        let mut cells = Vec::new();
+        for (v, c) in self.index.keys.iter().zip(&self.cells) {
+            let key = match v {
+                Value::Int(i) => Some(fine::Bucket::of(*i as f64)),
+                _ => None,
+            };
+            add_cells(&mut cells, index.slot(key) as usize, c);
+        }
+        self.index = Index::default();
+        self.cells = cells;
+        self.fine = Some(index);
+        self.integers_up_to = None;
+        self.logs.clear();
+        self.extend_logs();
+    }
+
+    /// Bins a field counted by buckets by its deciles at `qs` (see [`Counts::finish`]).
+    fn finish(&mut self, qs: &[f64]) {
+        self.integers_up_to = None;
+        let Some(buckets) = self.fine.take() else {
+            return;
+        };
+        let weighted: Vec<(fine::Bucket, f64)> = buckets
+            .keys
+            .iter()
+            .zip(&self.cells)
+            .filter_map(|(k, [s, b])| Some(((*k)?, s.weight + b.weight)))
+            .collect();
+        let mut edges: Vec<f64> = fine::quantiles(&weighted, qs)
+            .into_iter()
+            .flatten()
+            .collect();
+        edges.dedup();
+        let bins = Bins { edges };
+        let mut cells = Vec::new();
+        for (k, c) in buckets.keys.iter().zip(&self.cells) {
+            let v = match k {
+                None => ValueRef::Null,
+                Some(b) => ValueRef::Bin(bins.bin(b.lower())),
+            };
+            add_cells(
+                &mut cells,
+                values::Slots::slot(&mut self.index, v) as usize,
+                c,
+            );
+        }
+        self.cells = cells;
+        self.bins = Some(bins);
+        self.logs.clear();
     }
 
     /// Drops every value counted (the field is an identifier).
@@ -305,6 +530,8 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray};
+
+    use super::super::numeric;
     use datafusion::arrow::datatypes::{Field, Schema};
 
     use super::*;
@@ -598,5 +825,140 @@ mod tests {
         assert_eq!(merged.fields[1].distinct(), 6);
         assert_eq!(merged.fields[2].distinct(), 5);
         assert_eq!(merged.fields[3].distinct(), 3);
+    }
+
+    /// `(sel, w, x float, k integer, measure)` rows.
+    fn numbers(n: usize, k_values: i64) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("sel", DataType::Boolean, true),
+            Field::new("w", DataType::Float64, false),
+            Field::new("x", DataType::Float64, true),
+            Field::new("k", DataType::Int64, false),
+            Field::new("m", DataType::Float64, false),
+        ]);
+        // x follows the measure (a share of it); k does not.
+        let m: Vec<f64> = (0..n).map(|i| 10.0 + ((i * 7919) % 1000) as f64).collect();
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(BooleanArray::from(
+                    (0..n).map(|i| Some(i % 10 == 0)).collect::<Vec<_>>(),
+                )),
+                Arc::new(Float64Array::from(
+                    (0..n).map(|i| [1.0, 20.0][i % 2]).collect::<Vec<_>>(),
+                )),
+                Arc::new(Float64Array::from(
+                    (0..n)
+                        .map(|i| (i % 211 != 0).then(|| m[i] * 0.37))
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    (0..n as i64)
+                        .map(|i| 10_000 + (i * 31) % k_values)
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(Float64Array::from(m)),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn plan(up_to: usize) -> Vec<(String, Counting)> {
+        vec![
+            ("x".to_owned(), Counting::Deciles),
+            ("k".to_owned(), Counting::IntegersUpTo(up_to)),
+        ]
+    }
+
+    #[test]
+    fn numbers_counted_in_one_pass_are_binned_by_their_deciles_as_two_passes_would() {
+        let limits = Limits::default();
+        let batch = numbers(2000, 500);
+        let mut c = Counts::counting(plan(64), 1);
+        for at in (0..2000).step_by(300) {
+            c.add(&batch.slice(at, 300.min(2000 - at)), &limits)
+                .unwrap();
+        }
+        c.finish(&[0.1, 0.5, 0.9]);
+        // 500 integers, more than 64: binned; both by three edges.
+        let x_bins = c.fields[0].bins.clone().expect("x is binned");
+        let k_bins = c.fields[1].bins.clone().expect("k has too many values");
+        assert_eq!((x_bins.edges.len(), k_bins.edges.len()), (3, 3));
+        // The weighted median of x: half the weight on each side, within a bucket (0.1%).
+        let xs = batch.column(2).as_primitive::<Float64Type>();
+        let ws = batch.column(1).as_primitive::<Float64Type>();
+        let below: f64 = (0..2000)
+            .filter(|&i| xs.is_valid(i) && xs.value(i) < x_bins.edges[1])
+            .map(|i| ws.value(i))
+            .sum();
+        let all: f64 = (0..2000)
+            .filter(|&i| xs.is_valid(i))
+            .map(|i| ws.value(i))
+            .sum();
+        assert!((below / all - 0.5).abs() < 0.01, "{below} of {all}");
+        // A second pass with those bins given counts exactly the same.
+        let mut again = Counts::new(
+            &["x".to_owned(), "k".to_owned()],
+            vec![Some(x_bins), Some(k_bins)],
+        );
+        again
+            .add(&batch.project(&[0, 1, 2, 3]).unwrap(), &limits)
+            .unwrap();
+        assert_eq!(counted(&c), counted(&again));
+    }
+
+    #[test]
+    fn integers_with_few_values_are_counted_by_value_and_parts_agree_on_which() {
+        let limits = Limits::default();
+        let batch = numbers(600, 40);
+        let whole = |up_to: usize| {
+            let mut c = Counts::counting(plan(up_to), 1);
+            c.add(&batch, &limits).unwrap();
+            c.finish(&[0.5]);
+            c
+        };
+        let few = whole(40);
+        assert!(few.fields[1].bins.is_none());
+        assert_eq!(few.fields[1].distinct(), 40);
+        assert!(few.fields[1].get(&Value::Int(10_039)).is_some());
+        // Two parts of 25 values each (at most 30 apart), 40 together: binned, as the whole.
+        let mut parts = Counts::counting(plan(30), 1);
+        parts.add(&batch.slice(0, 25), &limits).unwrap();
+        let mut other = Counts::counting(plan(30), 1);
+        other.add(&batch.slice(25, 575), &limits).unwrap();
+        parts.merge(other, &limits);
+        parts.finish(&[0.5]);
+        let many = whole(30);
+        assert!(many.fields[1].bins.is_some());
+        assert_eq!(parts.fields[1].bins, many.fields[1].bins);
+        assert_eq!(counted(&parts), counted(&many));
+        // The correlations of the parts merged are the whole's.
+        for f in 0..2 {
+            let (a, b) = (
+                parts.fields[f].correlation(0).unwrap(),
+                many.fields[f].correlation(0).unwrap(),
+            );
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_correlated_with_the_measure_over_the_counted_rows() {
+        let limits = Limits::default();
+        let batch = numbers(3000, 500);
+        let mut c = Counts::counting(plan(64), 1);
+        c.add(&batch, &limits).unwrap();
+        let logs = |col: usize| numeric::logs(batch.column(col)).unwrap();
+        let lm = logs(4);
+        // k is an integer: its logs are exact, so its correlation is Pearson's on the rows.
+        let want = Comoments::of(&logs(3), &lm).correlation().unwrap();
+        let k = c.fields[1].correlation(0).unwrap();
+        assert!((k - want).abs() < 1e-9, "{k} vs {want}");
+        assert!(k.abs() < 0.2, "k does not follow the measure: {k}");
+        // x is counted by buckets: within the third digit of the exact one, and near 1 (a
+        // share of the measure where it is not null).
+        let exact = Comoments::of(&logs(2), &lm).correlation().unwrap();
+        let x = c.fields[0].correlation(0).unwrap();
+        assert!((x - exact).abs() < 1e-2 && x > 0.7, "{x} vs {exact}");
     }
 }

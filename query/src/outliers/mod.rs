@@ -5,9 +5,10 @@
 //! The parts, each pure and tested on its own except the DataFusion passes:
 //! - [`request`]: the question as the front doors receive it (`--since 1h`, `p99 duration_ms`);
 //! - [`analyze`]: `QueryEngine::outliers`, the DataFusion passes over a window (streamed
-//!   scans into [`numeric`], then [`counts`] and [`combos`]), fields the predicates use left
-//!   out, and the [`analyze::Report`];
-//! - [`numeric`]: the numeric fields' bins and their correlation with the measure;
+//!   scans into [`counts`], then [`combos`]), fields the predicates use left out, and the
+//!   [`analyze::Report`];
+//! - [`numeric`]: how numeric fields are counted, and their correlation with the measure;
+//! - [`fine`]: the fine buckets numbers are counted by until their deciles are known;
 //! - [`values`]: one column's values as the counters see them, whatever its Arrow encoding;
 //! - [`counts`]: every field's values on both sides at once, identifiers recognised and dropped;
 //! - [`shift`]: for a threshold on a measure, whether a candidate's measure is higher than
@@ -28,6 +29,7 @@
 pub mod analyze;
 pub mod combos;
 pub mod counts;
+pub mod fine;
 pub mod numeric;
 pub mod order;
 pub mod rank;
