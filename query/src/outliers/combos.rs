@@ -147,6 +147,8 @@ pub struct Combos {
     /// Whether the batches carry the measure (last column) and the sums are kept.
     measure: bool,
     max_sets: usize,
+    /// Per field, the size of the memo its values are looked up through.
+    memo: Vec<values::MemoSize>,
 }
 
 impl Combos {
@@ -161,6 +163,7 @@ impl Combos {
             low,
             measure,
             max_sets: MAX_SETS,
+            memo: Vec::new(),
         }
     }
 
@@ -200,6 +203,8 @@ impl Combos {
         fields.dedup();
         let every = vec![true; n];
         let mut codes = Vec::with_capacity(n);
+        self.memo
+            .resize(bins.len().max(self.memo.len()), values::MemoSize::default());
         for f in fields {
             let mut mine = Candidates(
                 self.terms
@@ -212,7 +217,15 @@ impl Combos {
             // Through the memo of `values::slots`: a value seen in this batch costs a
             // compare, not a search of the field's candidates.
             let bins = bins.get(f).and_then(Option::as_ref);
-            values::slots(batch.column(f + 2), bins, &every, &mut mine, &mut codes)?;
+            let memo = &mut self.memo[f];
+            values::sized_slots(
+                batch.column(f + 2),
+                bins,
+                &every,
+                &mut mine,
+                &mut codes,
+                memo,
+            )?;
             for (m, &code) in matched.iter_mut().zip(&codes) {
                 if code != 0 && code != values::UNCOUNTED {
                     *m |= mine.0[code as usize - 1].0;

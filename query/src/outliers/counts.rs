@@ -113,6 +113,8 @@ pub struct FieldCounts {
     numeric: bool,
     logs: Vec<f64>,
     with: Vec<Comoments>,
+    /// The size of the memo the field's values are looked up through.
+    memo: values::MemoSize,
 }
 
 /// The values of one field, each given a slot (its position in `keys`) the first time it is
@@ -381,12 +383,13 @@ impl FieldCounts {
                 index.keys.len()
             }
             None => {
-                values::slots(
+                values::sized_slots(
                     col,
                     self.bins.as_ref(),
                     &rows.counted,
                     &mut self.index,
                     slots,
+                    &mut self.memo,
                 )?;
                 self.index.keys.len()
             }

@@ -60,13 +60,21 @@ pub enum Bucket {
 }
 
 /// Every positive bucket's lower bound, decade by decade, and the start of the decade past
-/// the last (infinite): `LOWER[d * 900 + m - 100]`.
-static LOWER: LazyLock<Vec<f64>> = LazyLock::new(|| {
+/// the last (infinite): `lower[d * 900 + m - 100]`; and per decade `100 / 10^d`, which turns
+/// a value into an estimate of its leading digits with a multiply.
+struct Table {
+    lower: Vec<f64>,
+    digits: Vec<f64>,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
     // 10^k as the nearest f64: parsed, not multiplied up (which rounds at every step).
     let pow10 = |k: i32| format!("1e{k}").parse::<f64>().expect("a power of ten");
     let mut lower = Vec::with_capacity(DECADES * PER_DECADE + 1);
+    let mut digits = Vec::with_capacity(DECADES);
     for d in MIN_DECADE..=MAX_DECADE {
         let s = d - 2;
+        digits.push(100.0 / pow10(d));
         for m in 100..1000u32 {
             let m = f64::from(m);
             // m·10^s: a product or quotient of two exact operands (10^|s| is exact up to
@@ -75,37 +83,33 @@ static LOWER: LazyLock<Vec<f64>> = LazyLock::new(|| {
         }
     }
     lower.push(f64::INFINITY);
-    lower
+    Table { lower, digits }
 });
 
-fn lower_at(i: usize) -> f64 {
-    LOWER[i]
-}
-
 /// The flat index of the positive bucket that holds `x` (finite, `x >= MIN_MAGNITUDE`):
-/// `LOWER[i] <= x < LOWER[i + 1]`.
-fn positive_index(x: f64) -> usize {
-    // The decade from the binary exponent (log10(2) per power of two), corrected by at most
-    // one either way against the table; then the digits from the ratio to the decade's
-    // start, corrected the same way. The table decides, so rounding in the estimates only
-    // costs a step.
+/// `lower[i] <= x < lower[i + 1]`.
+#[inline]
+fn positive_index(x: f64, t: &Table) -> usize {
+    // The decade from the binary exponent (`e2 · log10 2`, as `e2 · 78913 / 2^18`, exact
+    // enough over the whole range), corrected against the table; then the digits from a
+    // multiply, corrected the same way. The table decides, so rounding in the estimates
+    // only costs a step.
     let e2 = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    let mut d =
-        ((f64::from(e2) * std::f64::consts::LOG10_2).floor() as i32).clamp(MIN_DECADE, MAX_DECADE);
+    let mut d = ((e2 * 78913) >> 18).clamp(MIN_DECADE, MAX_DECADE);
     let start = |d: i32| ((d - MIN_DECADE) as usize) * PER_DECADE;
-    while d > MIN_DECADE && x < lower_at(start(d)) {
+    while d > MIN_DECADE && x < t.lower[start(d)] {
         d -= 1;
     }
-    while d < MAX_DECADE && x >= lower_at(start(d + 1)) {
+    while d < MAX_DECADE && x >= t.lower[start(d + 1)] {
         d += 1;
     }
     let base = start(d);
-    let first = lower_at(base);
-    let mut m = ((x / first * 100.0) as usize).clamp(100, 999) - 100;
-    while m > 0 && x < lower_at(base + m) {
+    let digits = x * t.digits[(d - MIN_DECADE) as usize];
+    let mut m = (digits as usize).clamp(100, 999) - 100;
+    while m > 0 && x < t.lower[base + m] {
         m -= 1;
     }
-    while m < PER_DECADE - 1 && x >= lower_at(base + m + 1) {
+    while m < PER_DECADE - 1 && x >= t.lower[base + m + 1] {
         m += 1;
     }
     base + m
@@ -122,6 +126,11 @@ fn flat(d: u16, m: u16) -> usize {
 impl Bucket {
     /// The bucket that holds `x`.
     pub fn of(x: f64) -> Bucket {
+        Bucket::of_in(x, &TABLE)
+    }
+
+    #[inline]
+    fn of_in(x: f64, t: &Table) -> Bucket {
         if x.is_nan() {
             Bucket::NaN
         } else if x >= 0.0 {
@@ -130,7 +139,7 @@ impl Bucket {
             } else if x == f64::INFINITY {
                 Bucket::PosInf
             } else {
-                let (d, m) = split(positive_index(x));
+                let (d, m) = split(positive_index(x, t));
                 Bucket::Pos(d, m)
             }
         } else {
@@ -139,9 +148,9 @@ impl Bucket {
                 return Bucket::ZeroNeg;
             }
             // The smallest bound at or above y: y's own when y is one, else the next.
-            let i = positive_index(y);
-            let i = if LOWER[i] == y { i } else { i + 1 };
-            if LOWER[i] == f64::INFINITY {
+            let i = positive_index(y, t);
+            let i = if t.lower[i] == y { i } else { i + 1 };
+            if t.lower[i] == f64::INFINITY {
                 // Beyond the largest finite bound (`1.79e308`), and -inf.
                 return Bucket::NegInf;
             }
@@ -153,8 +162,8 @@ impl Bucket {
     /// The least value in the bucket (what a bin edge at it is written as). NaN for NaN.
     pub fn lower(self) -> f64 {
         match self {
-            Bucket::Pos(d, m) => LOWER[flat(d, m)],
-            Bucket::Neg(d, m) => -LOWER[flat(d, m)],
+            Bucket::Pos(d, m) => TABLE.lower[flat(d, m)],
+            Bucket::Neg(d, m) => -TABLE.lower[flat(d, m)],
             Bucket::ZeroPos => 0.0,
             Bucket::ZeroNeg => -MIN_MAGNITUDE,
             Bucket::PosInf => f64::INFINITY,
@@ -164,14 +173,16 @@ impl Bucket {
     }
 }
 
-/// The slot of each bucket seen in one field: positive and negative buckets in dense tables
-/// by decade (a value's slot is two loads, no hashing), the rest apart.
+/// The slot of each bucket seen in one field: positive and negative buckets in flat tables
+/// (a value's slot is one load, no hashing; zeroed memory, so the pages of decades never
+/// seen are never touched), the rest apart.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     /// The bucket of each slot; `None` for null.
     pub keys: Vec<Option<Bucket>>,
-    pos: Vec<Option<Box<[u32; PER_DECADE]>>>,
-    neg: Vec<Option<Box<[u32; PER_DECADE]>>>,
+    /// Slot + 1 of each positive (negative) bucket by flat index, 0 for none yet.
+    pos: Vec<u32>,
+    neg: Vec<u32>,
     /// Zero+, zero-, +inf, -inf, NaN, null.
     special: [u32; 6],
 }
@@ -180,8 +191,8 @@ impl Index {
     pub fn new() -> Index {
         Index {
             keys: Vec::new(),
-            pos: vec![None; DECADES],
-            neg: vec![None; DECADES],
+            pos: Vec::new(),
+            neg: Vec::new(),
             special: [UNCOUNTED; 6],
         }
     }
@@ -192,10 +203,11 @@ impl Index {
     }
 
     /// The slot of `key` (`None`: null), given one if it has none.
+    #[inline]
     pub fn slot(&mut self, key: Option<Bucket>) -> u32 {
         let special = match key {
-            Some(Bucket::Pos(d, m)) => return self.dense(true, d, m),
-            Some(Bucket::Neg(d, m)) => return self.dense(false, d, m),
+            Some(Bucket::Pos(d, m)) => return self.dense(true, flat(d, m)),
+            Some(Bucket::Neg(d, m)) => return self.dense(false, flat(d, m)),
             Some(Bucket::ZeroPos) => 0,
             Some(Bucket::ZeroNeg) => 1,
             Some(Bucket::PosInf) => 2,
@@ -210,32 +222,34 @@ impl Index {
     }
 
     #[inline]
-    fn dense(&mut self, positive: bool, d: u16, m: u16) -> u32 {
+    fn dense(&mut self, positive: bool, i: usize) -> u32 {
         let table = if positive {
             &mut self.pos
         } else {
             &mut self.neg
         };
-        let decade = table[usize::from(d)].get_or_insert_with(|| Box::new([UNCOUNTED; PER_DECADE]));
-        let slot = decade[usize::from(m)];
-        if slot != UNCOUNTED {
-            return slot;
+        if table.is_empty() {
+            *table = vec![0; DECADES * PER_DECADE];
         }
-        let key = if positive {
-            Bucket::Pos(d, m)
-        } else {
-            Bucket::Neg(d, m)
-        };
-        let slot = self.push(Some(key));
-        let table = if positive {
-            &mut self.pos
-        } else {
-            &mut self.neg
-        };
-        if let Some(decade) = &mut table[usize::from(d)] {
-            decade[usize::from(m)] = slot;
+        match table[i] {
+            0 => {
+                let (d, m) = split(i);
+                let key = if positive {
+                    Bucket::Pos(d, m)
+                } else {
+                    Bucket::Neg(d, m)
+                };
+                let slot = self.push(Some(key));
+                let table = if positive {
+                    &mut self.pos
+                } else {
+                    &mut self.neg
+                };
+                table[i] = slot + 1;
+                slot
+            }
+            s => s - 1,
         }
-        slot
     }
 }
 
@@ -253,15 +267,16 @@ pub fn slots(
     out.clear();
     out.resize(n, UNCOUNTED);
     let values = a.values();
+    let t: &Table = &TABLE;
     match a.nulls().filter(|nulls| nulls.null_count() > 0) {
         None => {
             for i in (0..n).filter(|&i| counted[i]) {
-                out[i] = index.slot(Some(Bucket::of(values[i])));
+                out[i] = index.slot(Some(Bucket::of_in(values[i], t)));
             }
         }
         Some(nulls) => {
             for i in (0..n).filter(|&i| counted[i]) {
-                out[i] = index.slot(nulls.is_valid(i).then(|| Bucket::of(values[i])));
+                out[i] = index.slot(nulls.is_valid(i).then(|| Bucket::of_in(values[i], t)));
             }
         }
     }
@@ -304,18 +319,18 @@ mod tests {
     /// The bucket above `b` in value order, for the tests' check that `x` lies below it.
     fn upper(b: Bucket) -> f64 {
         match b {
-            Bucket::Pos(d, m) => LOWER[flat(d, m) + 1],
+            Bucket::Pos(d, m) => TABLE.lower[flat(d, m) + 1],
             Bucket::Neg(d, m) => {
                 let i = flat(d, m);
                 if i == 0 {
                     -MIN_MAGNITUDE
                 } else {
-                    -LOWER[i - 1]
+                    -TABLE.lower[i - 1]
                 }
             }
             Bucket::ZeroPos => MIN_MAGNITUDE,
             Bucket::ZeroNeg => 0.0,
-            Bucket::NegInf => -*LOWER.iter().rev().find(|b| b.is_finite()).unwrap(),
+            Bucket::NegInf => -*TABLE.lower.iter().rev().find(|b| b.is_finite()).unwrap(),
             Bucket::PosInf => f64::INFINITY,
             Bucket::NaN => f64::NAN,
         }
