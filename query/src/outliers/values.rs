@@ -414,6 +414,16 @@ mod tests {
             let mut out = Vec::new();
             slots(&col, bins, &counted, &mut seen, &mut out).unwrap();
             let want = read(col.clone(), bins);
+            // The same through memos grown by misses: 700 values miss 256 buckets often.
+            let mut size = MemoSize::default();
+            for _ in 0..3 {
+                let mut grown = Vec::new();
+                sized_slots(&col, bins, &counted, &mut seen, &mut grown, &mut size).unwrap();
+                assert_eq!(grown, out);
+            }
+            if matches!(col.data_type(), DataType::Utf8View) {
+                assert_eq!(size.bits, MEMO_BITS.1, "the memo grew to its largest");
+            }
             for i in 0..n {
                 if counted[i] {
                     assert_eq!(seen.0[out[i] as usize], want[i], "row {i} of {col:?}");
