@@ -13,7 +13,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::DFSchema;
 
 use super::combos::{self, Combination, Combos, Term};
-use super::counts::{self, Bins, Counting, Counts};
+use super::counts::{self, Bins, Counting, Counts, FieldCounts};
 use super::numeric;
 use super::order;
 use super::rank::{self, Explanation};
@@ -405,6 +405,10 @@ fn comparable(dt: &DataType) -> bool {
 /// conjunction pass's sets stays a fraction of the pass.
 const OVERLAPS_AMONG: usize = 64;
 
+/// The first rows of the window read for identifiers before the counting pass, per value a
+/// field may have (`Limits::max_distinct`): 20,000 rows by default, a few milliseconds.
+const PROBE_ROWS_PER_VALUE: usize = 4;
+
 /// The numbers' bins: their weighted deciles over the counted events.
 const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
@@ -488,9 +492,36 @@ impl QueryEngine {
                 cols = columns.join(", "),
             )
         };
+        let limits = q.limits;
+        // Fields that identify events, told from the window's first rows: one with more than
+        // `max_distinct` values among them has more in the window, so the counting pass would
+        // give up on it after a batch or two and still read its column to the end (a user id,
+        // a client address: the costliest columns to read).
+        let texts: Vec<String> = fields
+            .iter()
+            .filter(|(_, dt)| numeric::counting(dt) == Counting::Values)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let probe_rows = limits.max_distinct.saturating_mul(PROBE_ROWS_PER_VALUE);
+        let probe = self
+            .fold_batches(
+                &format!("{} LIMIT {probe_rows}", pass_sql(&texts, &[])),
+                Counts::new(&texts, vec![]),
+                move |c, b| c.add(b, &limits),
+            )
+            .await?;
+        let early: Vec<String> = probe
+            .fields
+            .iter()
+            .filter(|f| f.identifier)
+            .map(|f| f.name.clone())
+            .collect();
+        let fields: Vec<(String, DataType)> = fields
+            .into_iter()
+            .filter(|(n, _)| !early.contains(n))
+            .collect();
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let sql = pass_sql(&names, &measures);
-        let limits = q.limits;
         // One scan counts every field, numbers by fine buckets (their bins are the window's
         // deciles, known at the end), and correlates the numbers with the measures. Counting
         // is most of the pass's work: each partition counts apart, on its own core.
@@ -508,6 +539,9 @@ impl QueryEngine {
             )
             .await?;
         counts.finish(&DECILES);
+        counts
+            .fields
+            .extend(early.iter().map(|n| FieldCounts::identifier(n)));
         // Numbers that follow a measure: left out, and named with their correlation.
         let mut following: Vec<(String, String, f64)> = Vec::new();
         for (m, measure) in measures.iter().enumerate() {

@@ -362,6 +362,15 @@ impl FieldCounts {
         self.cells.get(slot as usize).copied()
     }
 
+    /// A field known to identify events, not counted.
+    pub fn identifier(name: &str) -> FieldCounts {
+        FieldCounts {
+            name: name.to_owned(),
+            identifier: true,
+            ..FieldCounts::default()
+        }
+    }
+
     /// How many distinct values were counted.
     pub fn distinct(&self) -> usize {
         self.index.keys.len()
