@@ -1,6 +1,7 @@
 //! The question asked of a dataset: which fields' values does the selection over-represent?
-//! Two passes of DataFusion over the window, each folded partition by partition on every
-//! core: one that hands `(selected, weight, fields..., measures...)` batches to [`Counts`]
+//! A probe of the window's first rows for fields that identify events (see
+//! [`PROBE_ROWS_PER_VALUE`]), then two passes of DataFusion over the window, each folded
+//! partition by partition on every core: one that hands `(selected, weight, fields..., measures...)` batches to [`Counts`]
 //! (numbers by fine buckets, binned by their deciles at the end, and correlated with the
 //! measures, see [`numeric`]), then one for pairs and triples of the candidate values (see
 //! [`rank::combination_candidates`]).
@@ -510,6 +511,7 @@ impl QueryEngine {
                 move |c, b| c.add(b, &limits),
             )
             .await?;
+        let order: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let early: Vec<String> = probe
             .fields
             .iter()
@@ -522,9 +524,9 @@ impl QueryEngine {
             .collect();
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let sql = pass_sql(&names, &measures);
-        // One scan counts every field, numbers by fine buckets (their bins are the window's
-        // deciles, known at the end), and correlates the numbers with the measures. Counting
-        // is most of the pass's work: each partition counts apart, on its own core.
+        // One scan counts every field, numbers by fine buckets (their bins are the compared
+        // events' deciles, known at the end), and correlates the numbers with the measures.
+        // Counting is most of the pass's work: each partition counts apart, on its own core.
         let plan: Vec<(String, Counting)> = fields
             .iter()
             .map(|(n, dt)| (n.clone(), numeric::counting(dt)))
@@ -539,9 +541,13 @@ impl QueryEngine {
             )
             .await?;
         counts.finish(&DECILES);
+        // The probe's identifiers back among the fields, in the schema's order.
         counts
             .fields
             .extend(early.iter().map(|n| FieldCounts::identifier(n)));
+        counts
+            .fields
+            .sort_by_key(|f| order.iter().position(|n| *n == f.name));
         // Numbers that follow a measure: left out, and named with their correlation.
         let mut following: Vec<(String, String, f64)> = Vec::new();
         for (m, measure) in measures.iter().enumerate() {

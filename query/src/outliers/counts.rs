@@ -9,7 +9,7 @@
 //! [`Limits::max_distinct`] values it is marked as an identifier and no longer counted, which
 //! also bounds the memory a pass takes.
 //!
-//! Numeric fields are binned by the window's deciles, which are not known until the window
+//! Numeric fields are binned by the deciles of the events compared, not known until the window
 //! has been read: the pass counts them by [`fine`] buckets (three significant digits) and
 //! [`Counts::finish`] reads the deciles off those and folds the buckets into the bins, so
 //! one scan does what two did. The same pass measures how each numeric field correlates with
@@ -53,7 +53,11 @@ pub struct Bins {
 }
 
 impl Bins {
+    /// NaN, above everything in SQL's order, is in the last bin.
     pub fn bin(&self, x: f64) -> u16 {
+        if x.is_nan() {
+            return self.edges.len() as u16;
+        }
         self.edges.partition_point(|e| *e <= x) as u16
     }
 }
@@ -84,10 +88,10 @@ pub enum Counting {
     Values,
     /// By the bins given.
     Binned(Bins),
-    /// A number, by the window's deciles: by [`fine`] buckets in the pass, then by the bins
-    /// [`Counts::finish`] makes of them.
+    /// A number, by the deciles of the events compared: by [`fine`] buckets in the pass,
+    /// then by the bins [`Counts::finish`] makes of them.
     Deciles,
-    /// An integer: value by value while it has at most this many values, then as `Deciles`
+    /// An integer: value by value while it has at most this many values (null aside), then as `Deciles`
     /// (`http.status_code` by value, byte counts by bins).
     IntegersUpTo(usize),
 }
@@ -464,7 +468,8 @@ impl FieldCounts {
 
     /// An integer counted by value that passed its bound is counted by buckets from here.
     fn check(&mut self, limits: &Limits) {
-        if self.integers_up_to.is_some_and(|n| self.distinct() > n) {
+        let values = self.distinct() - usize::from(self.index.null.is_some());
+        if self.integers_up_to.is_some_and(|n| values > n) {
             self.count_by_buckets();
         } else if self.distinct() > limits.max_distinct {
             self.identifier = true;
@@ -534,6 +539,10 @@ impl FieldCounts {
     fn forget(&mut self) {
         self.index = Index::default();
         self.cells = Vec::new();
+        // Nor is it correlated with the measure.
+        self.numeric = false;
+        self.logs = Vec::new();
+        self.with = Vec::new();
     }
 }
 

@@ -10,6 +10,11 @@
 //! of `wquantile` does, at 900 buckets per decade; the memory a field takes is bounded by the
 //! decades its values span (at most 318 either side of zero, 900 slots each).
 //!
+//! A number's correlation with the measure (see `counts`) takes each value as its bucket's
+//! lower bound, except integers while they are still counted by value: exact to the third
+//! digit, and where a field switches from values to buckets depends on how rows fell into
+//! batches and partitions, so `r` can move in its third digit from one run to another.
+//!
 //! The buckets, by lower bound:
 //! - positive `x >= MIN_MAGNITUDE`: `[m·10^(d-2), (m+1)·10^(d-2))`, `m` in 100..=999 (the
 //!   last of a decade ends where the next decade starts);
@@ -76,10 +81,16 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
         let s = d - 2;
         digits.push(100.0 / pow10(d));
         for m in 100..1000u32 {
-            let m = f64::from(m);
             // m·10^s: a product or quotient of two exact operands (10^|s| is exact up to
-            // 10^22, and below the smallest decade |s| is at most 11), correctly rounded.
-            lower.push(if s >= 0 { m * pow10(s) } else { m / pow10(-s) });
+            // 10^22, and below the smallest decade |s| is at most 11), correctly rounded;
+            // past 10^22 the literal itself is parsed.
+            lower.push(if s > 22 {
+                format!("{m}e{s}").parse::<f64>().expect("a decimal")
+            } else if s >= 0 {
+                f64::from(m) * pow10(s)
+            } else {
+                f64::from(m) / pow10(-s)
+            });
         }
     }
     lower.push(f64::INFINITY);
@@ -173,16 +184,16 @@ impl Bucket {
     }
 }
 
-/// The slot of each bucket seen in one field: positive and negative buckets in flat tables
-/// (a value's slot is one load, no hashing; zeroed memory, so the pages of decades never
-/// seen are never touched), the rest apart.
+/// The slot of each bucket seen in one field: positive and negative buckets in tables by
+/// decade, made when a decade is first seen (3.6 KB each: a field's memory is the decades its
+/// values span), so a value's slot is two loads and no hashing; the rest apart.
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     /// The bucket of each slot; `None` for null.
     pub keys: Vec<Option<Bucket>>,
-    /// Slot + 1 of each positive (negative) bucket by flat index, 0 for none yet.
-    pos: Vec<u32>,
-    neg: Vec<u32>,
+    /// Per decade, slot + 1 of each positive (negative) bucket, 0 for none yet.
+    pos: Vec<Option<Box<[u32; PER_DECADE]>>>,
+    neg: Vec<Option<Box<[u32; PER_DECADE]>>>,
     /// Zero+, zero-, +inf, -inf, NaN, null.
     special: [u32; 6],
 }
@@ -191,8 +202,8 @@ impl Index {
     pub fn new() -> Index {
         Index {
             keys: Vec::new(),
-            pos: Vec::new(),
-            neg: Vec::new(),
+            pos: vec![None; DECADES],
+            neg: vec![None; DECADES],
             special: [UNCOUNTED; 6],
         }
     }
@@ -206,8 +217,8 @@ impl Index {
     #[inline]
     pub fn slot(&mut self, key: Option<Bucket>) -> u32 {
         let special = match key {
-            Some(Bucket::Pos(d, m)) => return self.dense(true, flat(d, m)),
-            Some(Bucket::Neg(d, m)) => return self.dense(false, flat(d, m)),
+            Some(Bucket::Pos(d, m)) => return self.dense(true, d, m),
+            Some(Bucket::Neg(d, m)) => return self.dense(false, d, m),
             Some(Bucket::ZeroPos) => 0,
             Some(Bucket::ZeroNeg) => 1,
             Some(Bucket::PosInf) => 2,
@@ -222,18 +233,15 @@ impl Index {
     }
 
     #[inline]
-    fn dense(&mut self, positive: bool, i: usize) -> u32 {
+    fn dense(&mut self, positive: bool, d: u16, m: u16) -> u32 {
         let table = if positive {
             &mut self.pos
         } else {
             &mut self.neg
         };
-        if table.is_empty() {
-            *table = vec![0; DECADES * PER_DECADE];
-        }
-        match table[i] {
+        let decade = table[usize::from(d)].get_or_insert_with(|| Box::new([0; PER_DECADE]));
+        match decade[usize::from(m)] {
             0 => {
-                let (d, m) = split(i);
                 let key = if positive {
                     Bucket::Pos(d, m)
                 } else {
@@ -245,7 +253,9 @@ impl Index {
                 } else {
                     &mut self.neg
                 };
-                table[i] = slot + 1;
+                if let Some(decade) = &mut table[usize::from(d)] {
+                    decade[usize::from(m)] = slot + 1;
+                }
                 slot
             }
             s => s - 1,
@@ -388,6 +398,12 @@ mod tests {
             "0.0121".parse::<f64>().unwrap()
         );
         assert_eq!(Bucket::of(-7805.0).lower(), "-7810".parse::<f64>().unwrap());
+        // Past 10^22, where powers of ten are not exact f64s, too.
+        assert_eq!(
+            Bucket::of(1.2345e25).lower(),
+            "1.23e25".parse::<f64>().unwrap()
+        );
+        assert_eq!(Bucket::of(1e25).lower(), "1e25".parse::<f64>().unwrap());
         // Integers below 1000 are buckets of their own.
         for i in 1..1000 {
             assert_eq!(Bucket::of(f64::from(i)).lower(), f64::from(i));

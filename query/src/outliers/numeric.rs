@@ -14,8 +14,9 @@ use datafusion::common::Result;
 
 use super::counts::Counting;
 
-/// An integer field with more distinct values than this in the window is binned like a float;
-/// one with fewer (`http.status_code`, `retry.count`) is compared value by value.
+/// An integer field with more distinct values than this among the events compared (null
+/// aside) is binned like a float; one with fewer (`http.status_code`, `retry.count`) is
+/// compared value by value.
 pub const MAX_EXACT_INTEGERS: usize = 64;
 
 /// How the counting pass counts a field of type `dt`: numbers by the window's deciles

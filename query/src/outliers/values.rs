@@ -347,10 +347,11 @@ mod tests {
             read(ints, Some(&bins)),
             vec![Value::Bin(1), Value::Null, Value::Bin(2)]
         );
-        let floats: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 399.9]));
+        // NaN, above everything in SQL's order, in the last bin.
+        let floats: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 399.9, f64::NAN]));
         assert_eq!(
             read(floats, Some(&bins)),
-            vec![Value::Bin(0), Value::Bin(1)]
+            vec![Value::Bin(0), Value::Bin(1), Value::Bin(2)]
         );
         let flags: ArrayRef = Arc::new(BooleanArray::from(vec![Some(true), None]));
         assert_eq!(read(flags, None), vec![Value::Bool(true), Value::Null]);
