@@ -411,7 +411,7 @@ const OVERLAPS_AMONG: usize = 64;
 const PROBE_ROWS_PER_VALUE: usize = 4;
 
 /// The numbers' bins: their weighted deciles over the counted events.
-const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+pub const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 impl QueryEngine {
     /// Answers `q` (see the module doc).
