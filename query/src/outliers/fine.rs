@@ -325,6 +325,7 @@ pub fn quantiles(buckets: &[(Bucket, f64)], qs: &[f64]) -> Vec<Option<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::lcg;
 
     /// The bucket above `b` in value order, for the tests' check that `x` lies below it.
     fn upper(b: Bucket) -> f64 {
@@ -344,13 +345,6 @@ mod tests {
             Bucket::PosInf => f64::INFINITY,
             Bucket::NaN => f64::NAN,
         }
-    }
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*seed >> 11) as f64 / (1u64 << 53) as f64
     }
 
     #[test]

@@ -354,13 +354,7 @@ mod tests {
 
     use super::super::counts::Limits;
     use super::*;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*seed >> 11) as f64 / (1u64 << 53) as f64
-    }
+    use crate::tests::lcg;
 
     /// 200,000 requests: 8 kernels, 40 images, a unique request id. Kernel 6.8 (1/8 of the
     /// traffic) makes requests 4x slower. The selection is requests over 500 ms. The stored

@@ -1,6 +1,7 @@
 //! Status from materialised buckets, checked against a computation from the raw events that
 //! shares nothing with the engine but the definitions (windows end with the current minute).
 
+use crate::tests::lcg;
 use loupe_event::Event;
 use loupe_store::{DatasetName, Partition, Store};
 
@@ -21,13 +22,6 @@ struct Req {
     w: f64,
     status: i64,
     ms: f64,
-}
-
-fn lcg(seed: &mut u64) -> f64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (*seed >> 11) as f64 / (1u64 << 53) as f64
 }
 
 fn store_requests(store: &Store, reqs: &[Req], file: &str) {

@@ -10,6 +10,15 @@ mod limits;
 mod outliers;
 mod weighted;
 
+/// A seeded uniform in `[0, 1)` (Knuth's MMIX linear congruential generator, top 53 bits):
+/// the tests' one source of reproducible randomness.
+pub(crate) fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*seed >> 11) as f64 / (1u64 << 53) as f64
+}
+
 pub(crate) const HOUR: i64 = 3_600_000_000;
 pub(crate) const T0: i64 = 1_795_392_000_000_000; // 2026-11-23T00:00:00Z
 

@@ -1,5 +1,6 @@
 //! Outliers over real files: the two DataFusion passes feeding the counts and the ranking.
 
+use super::lcg;
 use loupe_event::Event;
 use loupe_store::Store;
 
@@ -7,13 +8,6 @@ use super::{HOUR, T0, ev, write};
 use crate::outliers::analyze::Question;
 use crate::outliers::counts::Value;
 use crate::{Error, QueryEngine};
-
-fn lcg(seed: &mut u64) -> f64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (*seed >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// `n` requests over an hour from `request` (its fields, its latency in ms, whether it has the
 /// planted cause), stored as a collector samples them: slow ones (over 500 ms, the selection

@@ -1,6 +1,7 @@
 //! The weighted functions against an independent computation over the same generated events:
 //! plain loops over the events in Rust, an exact sort for quantiles.
 
+use super::lcg;
 use std::collections::BTreeMap;
 
 use loupe_event::Event;
@@ -21,13 +22,6 @@ struct Truth {
 }
 
 const ROUTES: [&str; 3] = ["/cart", "/pay", "/search"];
-
-fn lcg(seed: &mut u64) -> f64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (*seed >> 11) as f64 / (1u64 << 53) as f64
-}
 
 /// 6,000 events over two hours in 12 files (so aggregation runs in several partitions and
 /// merges their states), routes with different latency scales and sampling weights, and some

@@ -284,15 +284,9 @@ pub(crate) fn exact_quantile(values: &[(f64, f64)], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tests::lcg;
 
     use super::exact_quantile as exact;
-
-    fn lcg(seed: &mut u64) -> f64 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (*seed >> 11) as f64 / (1u64 << 53) as f64
-    }
 
     #[test]
     fn quantiles_are_within_the_relative_accuracy_of_the_exact_weighted_ones() {
