@@ -91,6 +91,12 @@ impl QueryEngine {
             .build_arc()
             .expect("runtime with default settings");
         let ctx = SessionContext::new_with_config_rt(session, runtime);
+        ctx.register_udtf(
+            crate::table::READ_DICTIONARIES,
+            Arc::new(crate::table::DictionariesFunction {
+                store: store.clone(),
+            }),
+        );
         let catalog = MemoryCatalogProvider::new();
         catalog
             .register_schema(SCHEMA, Arc::new(StoreSchema { store }))

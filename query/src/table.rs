@@ -5,37 +5,76 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::Session;
-use datafusion::common::ScalarValue;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
-use datafusion::error::Result as DfResult;
+use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown, col, lit};
 use datafusion::physical_plan::ExecutionPlan;
 use loupe_event::fields;
 use loupe_store::layout::{PARQUET_EXT, PARTITION_COLUMNS};
-use loupe_store::{Catalog, DatasetDir, Partition};
+use loupe_store::{Catalog, DatasetDir, DatasetName, Partition, Store};
+
+/// How a table reads the store's string columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strings {
+    /// As `Utf8View`: what DataFusion's Parquet reader produces without a cast, and what SQL
+    /// sees.
+    Views,
+    /// As Arrow dictionaries (`Int32` keys): each column chunk's Parquet dictionary page read
+    /// once and every row as its key, no string per row. For passes that look each row's
+    /// value up (the outliers' counting): a key indexes the lookup of the chunk's values.
+    /// A chunk the writer did not dictionary-encode (too many values) is read and then
+    /// dictionary-encoded: right, but slower than views.
+    Dictionaries,
+}
+
+impl Strings {
+    fn string_type(self) -> DataType {
+        match self {
+            Strings::Views => DataType::Utf8View,
+            Strings::Dictionaries => {
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+            }
+        }
+    }
+}
 
 /// The table schema for a dataset's catalog, as the reader wants it: strings as `Utf8View`
 /// (what DataFusion's Parquet reader produces without a cast).
 pub fn table_schema(catalog: &Catalog) -> SchemaRef {
-    let stored = catalog.arrow_schema();
+    schema_reading(&catalog.arrow_schema(), Strings::Views)
+}
+
+/// `stored` with its strings as `strings` reads them.
+fn schema_reading(stored: &Schema, strings: Strings) -> SchemaRef {
     let fields: Vec<Field> = stored
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            DataType::Utf8 | DataType::Utf8View => {
+                f.as_ref().clone().with_data_type(strings.string_type())
+            }
             _ => f.as_ref().clone(),
         })
         .collect();
-    Arc::new(Schema::new(fields))
+    Arc::new(Schema::new_with_metadata(fields, stored.metadata().clone()))
 }
 
 /// Builds the table for one dataset from its catalog as it is now.
 pub async fn dataset_table(dir: &DatasetDir) -> crate::Result<Arc<dyn TableProvider>> {
+    Ok(Arc::new(dataset_table_reading(dir, Strings::Views)?))
+}
+
+/// [`dataset_table`], its strings read as `strings` says.
+pub fn dataset_table_reading(dir: &DatasetDir, strings: Strings) -> crate::Result<DatasetTable> {
     let catalog = Catalog::load(&dir.catalog_dir())?;
     let url = ListingTableUrl::parse(format!("{}/", dir.path().display()))
         .map_err(crate::Error::from_datafusion)?;
@@ -49,11 +88,12 @@ pub async fn dataset_table(dir: &DatasetDir) -> crate::Result<Arc<dyn TableProvi
         );
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
-        .with_schema(table_schema(&catalog));
+        .with_schema(schema_reading(&catalog.arrow_schema(), strings));
     let inner = ListingTable::try_new(config).map_err(crate::Error::from_datafusion)?;
-    Ok(Arc::new(DatasetTable {
+    Ok(DatasetTable {
         inner: Arc::new(inner),
-    }))
+        strings,
+    })
 }
 
 /// Wraps the listing table to turn `timestamp` bounds into `date`/`hour` partition filters, so
@@ -61,6 +101,7 @@ pub async fn dataset_table(dir: &DatasetDir) -> crate::Result<Arc<dyn TableProvi
 #[derive(Debug)]
 pub struct DatasetTable {
     inner: Arc<ListingTable>,
+    strings: Strings,
 }
 
 #[async_trait]
@@ -89,8 +130,58 @@ impl TableProvider for DatasetTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let mut filters = filters.to_vec();
         filters.extend(partition_filters(&filters));
-        self.inner.scan(state, projection, &filters, limit).await
+        let plan = self.inner.scan(state, projection, &filters, limit).await?;
+        match self.strings {
+            Strings::Views => Ok(plan),
+            Strings::Dictionaries => read_as_dictionaries(state, plan).await,
+        }
     }
+}
+
+/// `plan` (the listing table's scan) with each file told to read its strings as
+/// dictionaries. The Parquet reader takes the Arrow types it produces from a schema of the
+/// file's own columns (DataFusion's coercions only ever ask it for views), so each file's
+/// schema is read from its footer (cached by the session, as the scan will read it anyway)
+/// and given to it with its strings as dictionaries. Without that schema the file's strings
+/// would be read as views and then cast to the table's dictionaries: a hash per row.
+async fn read_as_dictionaries(
+    state: &dyn Session,
+    plan: Arc<dyn ExecutionPlan>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let Some(config) = plan
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+    else {
+        // No files (an empty scan), or a plan this function does not know: the table's
+        // schema still says dictionaries, and DataFusion casts to it.
+        return Ok(plan);
+    };
+    let store = state.runtime_env().object_store(&config.object_store_url)?;
+    let format = ParquetFormat::default();
+    let mut config = config.clone();
+    let mut groups = Vec::with_capacity(config.file_groups.len());
+    for group in &config.file_groups {
+        let files = futures::future::try_join_all(group.iter().map(|file| {
+            let (format, store) = (&format, &store);
+            async move {
+                let own = format
+                    .infer_schema(state, store, std::slice::from_ref(&file.object_meta))
+                    .await?;
+                Ok::<_, DataFusionError>(
+                    file.clone()
+                        .with_arrow_schema(schema_reading(&own, Strings::Dictionaries)),
+                )
+            }
+        }))
+        .await?;
+        let mut hinted = FileGroup::new(files);
+        if let Some(stats) = group.file_statistics(None) {
+            hinted = hinted.with_statistics(Arc::new(stats.clone()));
+        }
+        groups.push(hinted);
+    }
+    config.file_groups = groups;
+    Ok(DataSourceExec::from_data_source(config))
 }
 
 /// Microsecond bounds `[lo, hi]` that the filters put on `timestamp`, if any.
@@ -202,4 +293,34 @@ pub fn partition_filters(filters: &[Expr]) -> Vec<Expr> {
         }
     }
     out
+}
+
+/// `read_dictionaries('api')`: the dataset with its strings read as dictionaries
+/// ([`Strings::Dictionaries`]); the same rows as `api`, the strings typed
+/// `Dictionary(Int32, Utf8)`. The outliers passes read through it; analysts may too (a
+/// `GROUP BY` on a string of few values reads less).
+#[derive(Debug)]
+pub(crate) struct DictionariesFunction {
+    pub(crate) store: Store,
+}
+
+/// The function's name in SQL.
+pub const READ_DICTIONARIES: &str = "read_dictionaries";
+
+impl TableFunctionImpl for DictionariesFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        let name = match args.exprs() {
+            [Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _)] => s,
+            _ => return plan_err!("{READ_DICTIONARIES}(dataset): one dataset name, as a string"),
+        };
+        let dataset = DatasetName::from_dir_name(name)
+            .map_err(|e| DataFusionError::Plan(format!("{READ_DICTIONARIES}: {e}")))?;
+        let dir = self.store.dataset(&dataset);
+        if !dir.path().is_dir() {
+            return plan_err!("{READ_DICTIONARIES}: no dataset named `{name}`");
+        }
+        let table = dataset_table_reading(&dir, Strings::Dictionaries)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Arc::new(table))
+    }
 }

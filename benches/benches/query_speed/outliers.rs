@@ -209,7 +209,8 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
     );
 
     // The counting pass as the engine runs it: the fields compared (identifiers, which the
-    // engine's probe leaves out, aside) and the measure, scanned alone, then with the
+    // engine's probe leaves out, aside) and the measure, strings read as dictionaries, scanned
+    // alone, then with the
     // counters folded over it (numbers by fine buckets, binned at the end, and correlated).
     let names = report.fields.clone();
     let compared: Vec<String> = names
@@ -228,13 +229,13 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
         .collect::<Res<_>>()?;
     let pass_sql = format!(
         "SELECT CASE WHEN ({selection}) THEN true WHEN NOT ({selection}) THEN false END AS __selected, \
-         sample_rate, {}, CAST(duration_ms AS DOUBLE) AS __measure0 FROM {}",
+         sample_rate, {}, CAST(duration_ms AS DOUBLE) AS __measure0 FROM {}('{DATASET}')",
         compared
             .iter()
             .map(|n| ident(n))
             .collect::<Vec<_>>()
             .join(", "),
-        ident(DATASET)
+        loupe_query::table::READ_DICTIONARIES,
     );
     let (scan_t, ()) = rt.block_on(cold_warm(
         root,

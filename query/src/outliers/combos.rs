@@ -147,8 +147,8 @@ pub struct Combos {
     /// Whether the batches carry the measure (last column) and the sums are kept.
     measure: bool,
     max_sets: usize,
-    /// Per field, the size of the memo its values are looked up through.
-    memo: Vec<values::MemoSize>,
+    /// Per field, what the lookups of its values keep from batch to batch.
+    memo: Vec<values::FieldMemo>,
 }
 
 impl Combos {
@@ -203,8 +203,10 @@ impl Combos {
         fields.dedup();
         let every = vec![true; n];
         let mut codes = Vec::with_capacity(n);
-        self.memo
-            .resize(bins.len().max(self.memo.len()), values::MemoSize::default());
+        self.memo.resize(
+            bins.len().max(self.memo.len()),
+            values::FieldMemo::default(),
+        );
         for f in fields {
             let mut mine = Candidates(
                 self.terms

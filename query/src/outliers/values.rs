@@ -4,9 +4,11 @@
 //! passes ([`super::counts`] and [`super::combos`]) read columns through here, so they cannot
 //! disagree on what a value is.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayData, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use datafusion::common::Result;
 
 use super::counts::{Bins, Value};
@@ -131,12 +133,58 @@ pub fn slots(
     slots: &mut impl Slots,
     out: &mut Vec<u32>,
 ) -> Result<()> {
-    sized_slots(col, bins, counted, slots, out, &mut MemoSize::default())
+    sized_slots(col, bins, counted, slots, out, &mut FieldMemo::default())
 }
 
-/// How many buckets a column's memo has (see [`sized_slots`]).
+/// What the lookups of one field's values keep from batch to batch (see [`sized_slots`]):
+/// how many buckets its memo has, and for a dictionary-encoded column, the slots of the last
+/// dictionary's keys. The reader hands every batch of a column chunk the same dictionary
+/// (one `Arc`), so its keys are looked up once per chunk, not once per batch.
+///
+/// It stands for the `Slots` it was used with: a pass that gives its values new slots (a
+/// field found to be an identifier, forgotten) starts a new one.
+#[derive(Debug, Clone, Default)]
+pub struct FieldMemo {
+    size: MemoSize,
+    dictionary: Option<KeySlots>,
+}
+
+/// A dictionary's values (held, so that no other dictionary can take their place in memory)
+/// and the slot of each key, [`UNCOUNTED`] until a counted row holds it.
+#[derive(Debug, Clone)]
+struct KeySlots {
+    values: ArrayRef,
+    slots: Vec<u32>,
+}
+
+/// Whether `a` and `b` are the same values in the same memory: the same type, length and
+/// offset over the same buffers. The reader wraps a chunk's one dictionary in a new array for
+/// every batch (the array is rebuilt from its buffers), so the arrays are not the same `Arc`;
+/// the buffers are. Buffers are immutable, and `a`'s are held, so no other values can be at
+/// those addresses.
+fn same_memory(a: &ArrayRef, b: &ArrayRef) -> bool {
+    if Arc::ptr_eq(a, b) {
+        return true;
+    }
+    let (a, b) = (a.to_data(), b.to_data());
+    fn buffers(d: &ArrayData) -> impl Iterator<Item = *const u8> + '_ {
+        d.buffers()
+            .iter()
+            .map(|b| b.as_ptr())
+            .chain(d.nulls().map(|n| n.buffer().as_ptr()))
+    }
+    a.data_type() == b.data_type()
+        && a.len() == b.len()
+        && a.offset() == b.offset()
+        && a.child_data().is_empty()
+        && b.child_data().is_empty()
+        && a.nulls().is_some() == b.nulls().is_some()
+        && buffers(&a).eq(buffers(&b))
+}
+
+/// How many buckets a column's memo has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MemoSize {
+struct MemoSize {
     bits: u32,
 }
 
@@ -159,28 +207,31 @@ impl Default for MemoSize {
 /// compare, ten times a hit, while 4,096 buckets cost 80 KB to clear per batch.
 const MEMO_BITS: (u32, u32) = (8, 12);
 
-/// [`slots`], with a memo of `size` buckets, which grows (for the field's next batches) when
-/// more than an eighth of the rows missed it.
+/// [`slots`] for one of a field's batches, with what its earlier batches left in `memo`: a
+/// memo of strings or integers grows (for the next batches) when more than an eighth of the
+/// rows missed it, and a dictionary's keys keep their slots while the dictionary stays.
 pub fn sized_slots(
     col: &ArrayRef,
     bins: Option<&Bins>,
     counted: &[bool],
     slots: &mut impl Slots,
     out: &mut Vec<u32>,
-    size: &mut MemoSize,
+    memo: &mut FieldMemo,
 ) -> Result<()> {
     let n = col.len();
     out.clear();
     out.resize(n, UNCOUNTED);
+    let size = &mut memo.size;
     let bits = size.bits;
     match col.data_type() {
         DataType::Utf8View => {
             let a = col.as_string_view();
             let views = a.views();
             let mut memo = Memo::new(0u128, bits);
+            let mut null = None;
             for i in (0..n).filter(|&i| counted[i]) {
                 out[i] = if a.is_null(i) {
-                    slots.slot(ValueRef::Null)
+                    *null.get_or_insert_with(|| slots.slot(ValueRef::Null))
                 } else {
                     let view = views[i];
                     let (lo, hi) = (view as u64, (view >> 64) as u64);
@@ -193,9 +244,10 @@ pub fn sized_slots(
             let a = cast(col, &DataType::Int64)?;
             let a = a.as_primitive::<Int64Type>();
             let mut memo = Memo::new(0i64, bits);
+            let mut null = None;
             for i in (0..n).filter(|&i| counted[i]) {
                 out[i] = if a.is_null(i) {
-                    slots.slot(ValueRef::Null)
+                    *null.get_or_insert_with(|| slots.slot(ValueRef::Null))
                 } else {
                     let v = a.value(i);
                     memo.get(v, v as u64, || slots.slot(ValueRef::Int(v)))
@@ -206,23 +258,48 @@ pub fn sized_slots(
         DataType::Dictionary(..) => {
             let a = col.as_any_dictionary();
             let values = a.values();
-            // Read as text, as `for_each` reads a dictionary; each key looked up once, on its
-            // first counted row. An empty dictionary can only have null keys.
-            let mut of_key: Vec<Option<u32>> = vec![None; values.len()];
-            let keys = if values.is_empty() {
-                vec![0; n]
-            } else {
-                a.normalized_keys()
+            let mut known = match memo.dictionary.take() {
+                Some(d) if same_memory(&d.values, values) => d,
+                _ => KeySlots {
+                    values: values.clone(),
+                    slots: vec![UNCOUNTED; values.len()],
+                },
             };
-            let values = as_text(values)?;
-            for i in (0..n).filter(|&i| counted[i]) {
-                out[i] = if a.is_null(i) {
-                    slots.slot(ValueRef::Null)
-                } else {
-                    let k = keys[i];
-                    *of_key[k].get_or_insert_with(|| slots.slot(text_at(&values, k)))
+            // Read as text, as `for_each` reads a dictionary; each key looked up on its
+            // first counted row.
+            let text = as_text(values)?;
+            // The slot of a key, `None` for a null one.
+            let mut null = None;
+            let mut of_key =
+                |k: Option<usize>| match k.and_then(|k| Some((k, known.slots.get_mut(k)?))) {
+                    Some((k, s)) => {
+                        if *s == UNCOUNTED {
+                            *s = slots.slot(text_at(&text, k));
+                        }
+                        *s
+                    }
+                    // Null (or not a key of this dictionary: arrow's arrays are checked, so not
+                    // expected).
+                    None => *null.get_or_insert_with(|| slots.slot(ValueRef::Null)),
                 };
+            if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
+                // The reader's keys (see `table::Strings::Dictionaries`), read in place.
+                let keys = d.keys().values();
+                for i in (0..n).filter(|&i| counted[i]) {
+                    out[i] = of_key(d.is_valid(i).then(|| keys[i] as usize));
+                }
+            } else {
+                // An empty dictionary can only have null keys.
+                let keys = if values.is_empty() {
+                    vec![0; n]
+                } else {
+                    a.normalized_keys()
+                };
+                for i in (0..n).filter(|&i| counted[i]) {
+                    out[i] = of_key(a.is_valid(i).then(|| keys[i]));
+                }
             }
+            memo.dictionary = Some(known);
         }
         _ => for_each(col, bins, |i, v| {
             if counted[i] {
@@ -306,6 +383,7 @@ mod tests {
 
     use datafusion::arrow::array::{
         BooleanArray, DictionaryArray, Float64Array, Int32Array, StringArray, StringViewArray,
+        make_array,
     };
     use datafusion::arrow::datatypes::{Int8Type, Int32Type};
 
@@ -357,12 +435,14 @@ mod tests {
         assert_eq!(read(flags, None), vec![Value::Bool(true), Value::Null]);
     }
 
-    /// Slots handed out in order of first sight, as a pass keeps them.
+    /// Slots handed out in order of first sight, as a pass keeps them, and how many times
+    /// a string's was asked for.
     #[derive(Default)]
-    struct Seen(Vec<Value>);
+    struct Seen(Vec<Value>, usize);
 
     impl Slots for Seen {
         fn slot(&mut self, v: ValueRef<'_>) -> u32 {
+            self.1 += usize::from(matches!(v, ValueRef::Str(_)));
             let v = v.to_value();
             match self.0.iter().position(|s| *s == v) {
                 Some(i) => i as u32,
@@ -416,14 +496,14 @@ mod tests {
             slots(&col, bins, &counted, &mut seen, &mut out).unwrap();
             let want = read(col.clone(), bins);
             // The same through memos grown by misses: 700 values miss 256 buckets often.
-            let mut size = MemoSize::default();
+            let mut memo = FieldMemo::default();
             for _ in 0..3 {
                 let mut grown = Vec::new();
-                sized_slots(&col, bins, &counted, &mut seen, &mut grown, &mut size).unwrap();
+                sized_slots(&col, bins, &counted, &mut seen, &mut grown, &mut memo).unwrap();
                 assert_eq!(grown, out);
             }
             if matches!(col.data_type(), DataType::Utf8View) {
-                assert_eq!(size.bits, MEMO_BITS.1, "the memo grew to its largest");
+                assert_eq!(memo.size.bits, MEMO_BITS.1, "the memo grew to its largest");
             }
             for i in 0..n {
                 if counted[i] {
@@ -438,5 +518,54 @@ mod tests {
             kept.dedup();
             assert_eq!(seen.0.len(), kept.len());
         }
+    }
+
+    #[test]
+    fn a_dictionary_is_looked_up_once_per_key_while_batches_share_it() {
+        let text = |i: usize| format!("value-{}", i * 7 % 50);
+        let batch = |values: &ArrayRef, seed: usize| -> ArrayRef {
+            let keys = Int32Array::from(
+                (0..1000)
+                    .map(|i| {
+                        (!(i + seed).is_multiple_of(11)).then_some(((i * 13 + seed) % 50) as i32)
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values.clone()).unwrap())
+        };
+        let first: ArrayRef = Arc::new(StringArray::from((0..50).map(text).collect::<Vec<_>>()));
+        // The same strings in another order: another dictionary, whose keys mean other values.
+        let second: ArrayRef = Arc::new(StringArray::from(
+            (0..50).rev().map(text).collect::<Vec<_>>(),
+        ));
+        let counted: Vec<bool> = (0..1000).map(|i| i % 3 != 0).collect();
+        let mut seen = Seen::default();
+        let mut memo = FieldMemo::default();
+        let mut out = Vec::new();
+        let mut asked = Vec::new();
+        for (values, seed) in [
+            (&first, 1),
+            (&first, 2),
+            (&first, 3),
+            (&second, 4),
+            (&second, 5),
+        ] {
+            // As the Parquet reader hands them out: a new array over the same buffers.
+            let col = batch(&make_array(values.to_data()), seed);
+            sized_slots(&col, None, &counted, &mut seen, &mut out, &mut memo).unwrap();
+            let want = read(col.clone(), None);
+            for i in 0..1000 {
+                if counted[i] {
+                    assert_eq!(seen.0[out[i] as usize], want[i], "row {i}, batch {seed}");
+                } else {
+                    assert_eq!(out[i], UNCOUNTED);
+                }
+            }
+            asked.push(seen.1);
+        }
+        // 50 keys in the first batch; nothing more while the dictionary stays; the second
+        // dictionary's 50 keys looked up again, once.
+        assert_eq!(asked, vec![50, 50, 50, 100, 100]);
+        assert_eq!(seen.0.len(), 51, "the same 50 strings and null");
     }
 }

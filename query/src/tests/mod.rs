@@ -290,3 +290,118 @@ async fn files_written_after_a_query_are_seen_by_the_next_one() {
         3
     );
 }
+
+/// `read_dictionaries('api')` is `api` with its strings as dictionaries: the same rows, over
+/// files of different columns, and a column whose many values the writer could not keep in a
+/// dictionary (read plain, then encoded). Each file is told to read its strings as
+/// dictionaries itself, not cast to them after reading views.
+#[tokio::test]
+async fn read_dictionaries_is_the_table_with_its_strings_as_dictionaries() {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlan;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    // 30,000 distinct strings of 60 bytes: more than the writer's 1 MiB dictionary page.
+    let many = |i: i64| format!("{i:0>60}");
+    write(
+        &store,
+        "api",
+        (0..30_000)
+            .map(|i| {
+                let mut e = Event::new()
+                    .with("route", ["/a", "/b", "/c"][i as usize % 3])
+                    .with("big", many(i))
+                    .with("n", i);
+                if i % 7 == 0 {
+                    e = e.with("region", "eu");
+                }
+                ev(T0 + i, e)
+            })
+            .collect(),
+        "f1",
+    );
+    write(
+        &store,
+        "api",
+        (0..100)
+            .map(|i| ev(T0 + HOUR + i, Event::new().with("route", "/d").with("n", i)))
+            .collect(),
+        "f2",
+    );
+    let engine = QueryEngine::new(store);
+    let columns = "timestamp, route, big, region, n";
+    let views = rows(
+        &engine,
+        &format!("SELECT {columns} FROM api ORDER BY timestamp LIMIT 1000 OFFSET 29500"),
+    )
+    .await;
+    let dicts = rows(
+        &engine,
+        &format!(
+            "SELECT {columns} FROM read_dictionaries('api') ORDER BY timestamp LIMIT 1000 OFFSET 29500"
+        ),
+    )
+    .await;
+    assert_eq!(views.len(), 600);
+    assert_eq!(dicts, views);
+    assert_eq!(views[0]["big"], many(29_500));
+    assert_eq!(views[599]["route"], "/d");
+    let counted = "SELECT route, count(*) AS n, count(DISTINCT big) AS big, count(region) AS eu";
+    assert_eq!(
+        rows(
+            &engine,
+            &format!("{counted} FROM read_dictionaries('api') GROUP BY route ORDER BY route")
+        )
+        .await,
+        rows(
+            &engine,
+            &format!("{counted} FROM api GROUP BY route ORDER BY route")
+        )
+        .await
+    );
+    let types = rows(
+        &engine,
+        "SELECT arrow_typeof(route) AS r, arrow_typeof(big) AS b FROM read_dictionaries('api') LIMIT 1",
+    )
+    .await;
+    assert_eq!(types[0]["r"], "Dictionary(Int32, Utf8)");
+    assert_eq!(types[0]["b"], "Dictionary(Int32, Utf8)");
+
+    // Each file is read with a schema of its own columns, strings as dictionaries.
+    let plan = engine
+        .context()
+        .sql("SELECT route, big FROM read_dictionaries('api')")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    fn scan(plan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
+        if let Some(config) = plan
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|e| e.data_source().downcast_ref::<FileScanConfig>())
+        {
+            return Some(config.clone());
+        }
+        plan.children().into_iter().find_map(scan)
+    }
+    let config = scan(&plan).expect("a file scan");
+    let files: Vec<_> = config.file_groups.iter().flat_map(|g| g.iter()).collect();
+    assert_eq!(files.len(), 2);
+    for file in files {
+        let own = file.arrow_schema.as_ref().expect("told its schema");
+        let route = own.field_with_name("route").unwrap();
+        assert!(
+            matches!(
+                route.data_type(),
+                datafusion::arrow::datatypes::DataType::Dictionary(..)
+            ),
+            "{route:?}"
+        );
+        let in_f1 = file.object_meta.location.as_ref().ends_with("f1.parquet");
+        assert_eq!(own.field_with_name("big").is_ok(), in_f1);
+    }
+}

@@ -113,6 +113,33 @@ async fn a_bad_predicate_is_an_error_that_names_it() {
 }
 
 #[tokio::test]
+async fn a_selection_or_baseline_that_is_not_a_predicate_is_refused() {
+    let (_dir, engine) = engine();
+    // A number is no predicate (it would read as "not zero" if it were let through).
+    match engine.outliers(&Question::new("api", "duration_ms")).await {
+        Err(Error::Query(msg)) => {
+            assert!(msg.contains("`duration_ms` is not a predicate"), "{msg}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let baseline = Question {
+        baseline: Some("duration_ms + 1".into()),
+        ..Question::new("api", "duration_ms > 500")
+    };
+    match engine.outliers(&baseline).await {
+        Err(Error::Query(msg)) => assert!(msg.contains("the baseline"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+    // An explicit baseline still goes through (the `CASE` form of the passes).
+    let explicit = Question {
+        baseline: Some("duration_ms <= 100".into()),
+        ..Question::new("api", "duration_ms > 500")
+    };
+    let report = engine.outliers(&explicit).await.unwrap();
+    assert!(report.selection.rows > 0 && report.baseline.rows > 0);
+}
+
+#[tokio::test]
 async fn a_planted_conjunction_is_found_and_beats_its_terms() {
     // Kernel 6.6 on image img-3 (1 request in 80) is 6x slower; either alone is not.
     let (_dir, engine, truth) = sampled(80_000, 9, |s, _| {
