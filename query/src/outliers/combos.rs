@@ -25,17 +25,14 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::Result;
 
 use super::counts::{Bins, Value};
+use super::masks::{FieldMasks, Set};
 use super::shift::{self, Moments, Shift};
 use super::stats::{self, Assessment, Cell, Thresholds};
-use super::values::{self, ValueRef};
 
 /// Most candidates combined: the bits of a row's set.
 pub const MAX_CANDIDATES: usize = 128;
 /// The strongest pairs extended to triples.
 pub const TRIPLE_SEEDS: usize = 96;
-
-/// A set of candidates, one bit each.
-type Set = u128;
 
 /// Most distinct sets a pass keeps (~70 bytes each). Past it, the weakest half of the
 /// candidates is dropped (`Combos::shrink`), so memory stays bounded however varied the
@@ -120,20 +117,6 @@ impl Entry {
     }
 }
 
-/// One field's candidates, each with its bit. As [`values::Slots`], a value's slot is its
-/// candidate's position plus one, 0 when it is none.
-struct Candidates<'a>(Vec<(Set, &'a Value)>);
-
-impl values::Slots for Candidates<'_> {
-    fn slot(&mut self, v: ValueRef<'_>) -> u32 {
-        // Strings by `&str`, so no value is copied to be compared.
-        self.0
-            .iter()
-            .position(|(_, w)| w.as_value_ref() == v)
-            .map_or(0, |p| p as u32 + 1)
-    }
-}
-
 /// The rows of every distinct set of matched candidates, on each side.
 #[derive(Debug, Clone)]
 pub struct Combos {
@@ -147,8 +130,9 @@ pub struct Combos {
     /// Whether the batches carry the measure (last column) and the sums are kept.
     measure: bool,
     max_sets: usize,
-    /// Per field, what the lookups of its values keep from batch to batch.
-    memo: Vec<values::FieldMemo>,
+    /// Each field that has candidates, with its candidates' bits (built on the first
+    /// batch, again after [`Combos::shrink`]).
+    masks: Vec<(usize, FieldMasks)>,
 }
 
 impl Combos {
@@ -163,7 +147,7 @@ impl Combos {
             low,
             measure,
             max_sets: MAX_SETS,
-            memo: Vec::new(),
+            masks: Vec::new(),
         }
     }
 
@@ -198,41 +182,30 @@ impl Combos {
         let measure = measure.as_ref().map(|m| m.as_primitive::<Float64Type>());
         // Per row, the candidates it matches (at most one per field).
         let mut matched: Vec<Set> = vec![0; n];
-        let mut fields: Vec<usize> = self.terms.iter().map(|t| t.field).collect();
-        fields.sort_unstable();
-        fields.dedup();
-        let every = vec![true; n];
-        let mut codes = Vec::with_capacity(n);
-        self.memo.resize(
-            bins.len().max(self.memo.len()),
-            values::FieldMemo::default(),
-        );
-        for f in fields {
-            let mut mine = Candidates(
-                self.terms
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.field == f)
-                    .map(|(i, t)| (1 << i, &t.value))
-                    .collect(),
-            );
-            // Through the memo of `values::slots`: a value seen in this batch costs a
-            // compare, not a search of the field's candidates.
-            let bins = bins.get(f).and_then(Option::as_ref);
-            let memo = &mut self.memo[f];
-            values::sized_slots(
-                batch.column(f + 2),
-                bins,
-                &every,
-                &mut mine,
-                &mut codes,
-                memo,
-            )?;
-            for (m, &code) in matched.iter_mut().zip(&codes) {
-                if code != 0 && code != values::UNCOUNTED {
-                    *m |= mine.0[code as usize - 1].0;
-                }
-            }
+        if self.masks.is_empty() {
+            let mut fields: Vec<usize> = self.terms.iter().map(|t| t.field).collect();
+            fields.sort_unstable();
+            fields.dedup();
+            self.masks = fields
+                .into_iter()
+                .map(|f| {
+                    let mine = self
+                        .terms
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| t.field == f)
+                        .map(|(i, t)| (1 << i, t.value.clone()))
+                        .collect();
+                    (
+                        f,
+                        FieldMasks::new(mine, bins.get(f).and_then(Option::as_ref)),
+                    )
+                })
+                .collect();
+        }
+        for (f, masks) in &mut self.masks {
+            let bins = bins.get(*f).and_then(Option::as_ref);
+            masks.or_into(batch.column(*f + 2), bins, &mut matched)?;
         }
         for (i, &set) in matched.iter().enumerate() {
             // A row with one candidate or none is in no conjunction: kept only for the
@@ -269,6 +242,8 @@ impl Combos {
         let old = std::mem::take(&mut self.sets);
         let old_low = std::mem::replace(&mut self.low, vec![Entry::default(); keep + 1]);
         self.terms.truncate(keep);
+        // The dropped candidates' bits are not to be set again.
+        self.masks.clear();
         let low_sets = old_low.iter().enumerate().map(|(i, e)| {
             let set: Set = if i == 0 { 0 } else { 1 << (i - 1) };
             (set, *e)

@@ -17,6 +17,7 @@
 //!   bound on effective sample sizes, eligibility);
 //! - [`rank`]: single-field explanations, best first, functionally dependent values folded;
 //! - [`combos`]: conjunctions of two and three of the strongest values;
+//! - [`masks`]: which candidates each row holds, as bits, for [`combos`];
 //! - [`order`]: the order of the answer where findings nest (a cause before its lucky
 //!   subsets and the terms it explains);
 //! - [`view`]: the BubbleUp-style per-field view;
@@ -30,6 +31,7 @@ pub mod analyze;
 pub mod combos;
 pub mod counts;
 pub mod fine;
+pub mod masks;
 pub mod numeric;
 pub mod order;
 pub mod rank;

@@ -1,8 +1,9 @@
 //! Reading a candidate field's column as discrete values, the one place that knows how each
 //! Arrow type becomes a [`Value`]: booleans and integers as themselves, numeric fields with
 //! bins by the bin they fall in, strings (plain, large, view or dictionary) as text. Both
-//! passes ([`super::counts`] and [`super::combos`]) read columns through here, so they cannot
-//! disagree on what a value is.
+//! passes ([`super::counts`], and [`super::combos`] through [`super::masks`], whose fast
+//! paths for dictionaries and bins are tested against [`for_each`]) read columns through
+//! here, so they cannot disagree on what a value is.
 
 use datafusion::arrow::array::{Array, ArrayData, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
@@ -162,7 +163,7 @@ struct KeySlots {
 /// every batch (the array is rebuilt from its buffers), so the arrays are not the same `Arc`;
 /// the buffers are. Buffers are immutable, and `a`'s are held, so no other values can be at
 /// those addresses.
-fn same_memory(a: &ArrayRef, b: &ArrayRef) -> bool {
+pub(super) fn same_memory(a: &ArrayRef, b: &ArrayRef) -> bool {
     if Arc::ptr_eq(a, b) {
         return true;
     }
@@ -354,7 +355,7 @@ fn mix(x: u64) -> u64 {
 
 /// A dictionary's values as text, the way [`for_each`] reads a dictionary (it casts the
 /// whole column to `Utf8`): strings as they are, anything else cast.
-fn as_text(values: &ArrayRef) -> Result<ArrayRef> {
+pub(super) fn as_text(values: &ArrayRef) -> Result<ArrayRef> {
     match values.data_type() {
         DataType::Utf8View | DataType::Utf8 | DataType::LargeUtf8 => Ok(values.clone()),
         _ => Ok(cast(values, &DataType::Utf8)?),
@@ -362,7 +363,7 @@ fn as_text(values: &ArrayRef) -> Result<ArrayRef> {
 }
 
 /// Row `i` of a column [`as_text`] made.
-fn text_at(a: &ArrayRef, i: usize) -> ValueRef<'_> {
+pub(super) fn text_at(a: &ArrayRef, i: usize) -> ValueRef<'_> {
     if a.is_null(i) {
         return ValueRef::Null;
     }
