@@ -121,8 +121,10 @@ impl Entry {
 #[derive(Debug, Clone)]
 pub struct Combos {
     pub terms: Vec<Term>,
-    /// Sets of two candidates or more.
+    /// Sets of two candidates or more, as this partition found them.
     sets: HashMap<Set, Entry, RandomState>,
+    /// Other partitions' sets, kept as they were merged (see [`Combos::merge`]).
+    merged: Vec<HashMap<Set, Entry, RandomState>>,
     /// Rows that match one candidate or none: `low[0]` none, `low[1 + i]` candidate `i`
     /// alone. Kept (in an array: they are most rows) only for the measure's sums of the
     /// candidates alone and of all rows.
@@ -144,6 +146,7 @@ impl Combos {
         Combos {
             terms,
             sets: HashMap::default(),
+            merged: Vec::new(),
             low,
             measure,
             max_sets: MAX_SETS,
@@ -239,7 +242,8 @@ impl Combos {
     /// equal and dropping those left with fewer than two.
     fn shrink(&mut self, keep: usize) {
         let mask: Set = if keep >= 128 { !0 } else { (1 << keep) - 1 };
-        let old = std::mem::take(&mut self.sets);
+        let mut old = vec![std::mem::take(&mut self.sets)];
+        old.append(&mut self.merged);
         let old_low = std::mem::replace(&mut self.low, vec![Entry::default(); keep + 1]);
         self.terms.truncate(keep);
         // The dropped candidates' bits are not to be set again.
@@ -248,13 +252,17 @@ impl Combos {
             let set: Set = if i == 0 { 0 } else { 1 << (i - 1) };
             (set, *e)
         });
-        for (set, e) in old.into_iter().chain(low_sets) {
+        for (set, e) in old.into_iter().flatten().chain(low_sets) {
             let mine = self.entry(set & mask);
             *mine = mine.plus(&e);
         }
     }
 
-    /// Merges another pass's sets (over the same candidates) into this one.
+    /// Merges another pass's sets (over the same candidates) into this one. Its sets are
+    /// kept apart, not inserted one by one: a million random inserts into a table that
+    /// outgrows the caches, where every use of the sets is a sum over them, which
+    /// [`Combos::walk`] takes part by part, one part per core. A set in two parts is
+    /// counted in both, as its rows are.
     pub fn merge(&mut self, mut other: Combos) {
         // Partitions that shrank keep only what all kept.
         let keep = self.terms.len().min(other.terms.len());
@@ -264,26 +272,75 @@ impl Combos {
         if other.terms.len() > keep {
             other.shrink(keep);
         }
-        for (set, e) in other.sets {
-            let mine = self.sets.entry(set).or_default();
-            *mine = mine.plus(&e);
-        }
+        self.merged.push(other.sets);
+        self.merged.append(&mut other.merged);
         for (mine, e) in self.low.iter_mut().zip(&other.low) {
             *mine = mine.plus(e);
         }
     }
 
+    /// Every set with its rows, part by part: `visit` adds each set of a part into that
+    /// part's `T` (from `init`), on a thread of its own, and `combine` sums the parts' `T`s.
+    /// The walks are sums (pairs, triples, shares), so the parts' order does not matter.
+    fn walk<T: Send>(
+        &self,
+        init: impl Fn() -> T + Sync,
+        visit: impl Fn(&mut T, Set, &Entry) + Sync,
+        combine: impl Fn(&mut T, T),
+    ) -> T {
+        let parts: Vec<&HashMap<Set, Entry, RandomState>> = std::iter::once(&self.sets)
+            .chain(&self.merged)
+            .filter(|p| !p.is_empty())
+            .collect();
+        let walk_part = |part: &HashMap<Set, Entry, RandomState>| {
+            let mut acc = init();
+            for (&set, e) in part {
+                visit(&mut acc, set, e);
+            }
+            acc
+        };
+        let Some((first, rest)) = parts.split_first() else {
+            return init();
+        };
+        std::thread::scope(|scope| {
+            let others: Vec<_> = rest
+                .iter()
+                .map(|part| scope.spawn(|| walk_part(part)))
+                .collect();
+            let mut acc = walk_part(first);
+            for other in others {
+                // A panic in a walk is the walk's own, passed on as it was.
+                let part = other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                combine(&mut acc, part);
+            }
+            acc
+        })
+    }
+
     /// Each candidate's rows (alone or with others), and all rows'.
     fn singles_and_all(&self) -> (Vec<Entry>, Entry) {
         let k = self.terms.len();
-        let mut singles: Vec<Entry> = self.low[1..].to_vec();
-        let mut all = self.low.iter().fold(Entry::default(), |a, e| a.plus(e));
-        for (&set, e) in &self.sets {
-            all = all.plus(e);
-            for i in ones(set).filter(|&i| i < k) {
-                singles[i] = singles[i].plus(e);
-            }
-        }
+        let (in_sets, all_sets) = self.walk(
+            || (vec![Entry::default(); k], Entry::default()),
+            |(singles, all), set, e| {
+                *all = all.plus(e);
+                for i in ones(set).filter(|&i| i < k) {
+                    singles[i] = singles[i].plus(e);
+                }
+            },
+            |(singles, all), (part, part_all)| {
+                add_all(singles, &part);
+                *all = all.plus(&part_all);
+            },
+        );
+        let singles = self.low[1..]
+            .iter()
+            .zip(&in_sets)
+            .map(|(low, sets)| low.plus(sets))
+            .collect();
+        let all = self.low.iter().fold(all_sets, |a, e| a.plus(e));
         (singles, all)
     }
 
@@ -292,43 +349,52 @@ impl Combos {
     /// shared events' conjunction). One walk over the sets: each is matched against every
     /// finding, and adds to the pairs of those it holds.
     /// A finding whose set is 0 (not made of candidates) shares nothing known.
-    pub fn intersections(&self, findings: &[u128]) -> HashMap<(usize, usize), [Cell; 2]> {
-        let mut out: HashMap<(usize, usize), [Cell; 2]> = HashMap::new();
+    pub fn intersections(&self, findings: &[u128]) -> Shared {
         let active: Vec<usize> = (0..findings.len()).filter(|&f| findings[f] != 0).collect();
-        let mut holds = Vec::with_capacity(active.len());
-        for (&set, e) in &self.sets {
-            holds.clear();
-            holds.extend(
-                active
-                    .iter()
-                    .copied()
-                    .filter(|&f| set & findings[f] == findings[f]),
-            );
-            for (a, &i) in holds.iter().enumerate() {
-                for &j in &holds[a + 1..] {
-                    let c = out.entry((i, j)).or_default();
-                    *c = [c[0].plus(&e.cells[0]), c[1].plus(&e.cells[1])];
+        let (out, _) = self.walk(
+            || (HashMap::new(), Vec::with_capacity(active.len())),
+            |(out, holds): &mut (Shared, Vec<usize>), set, e| {
+                holds.clear();
+                holds.extend(
+                    active
+                        .iter()
+                        .copied()
+                        .filter(|&f| set & findings[f] == findings[f]),
+                );
+                for (a, &i) in holds.iter().enumerate() {
+                    for &j in &holds[a + 1..] {
+                        let c = out.entry((i, j)).or_default();
+                        *c = [c[0].plus(&e.cells[0]), c[1].plus(&e.cells[1])];
+                    }
                 }
-            }
-        }
+            },
+            |(out, _), (part, _)| {
+                for (key, cells) in part {
+                    let c = out.entry(key).or_default();
+                    *c = [c[0].plus(&cells[0]), c[1].plus(&cells[1])];
+                }
+            },
+        );
         out
     }
 
     /// Every pair's rows, `pairs[x * k + y]` for `x < y`.
     fn pairs(&self) -> Vec<Entry> {
         let k = self.terms.len();
-        let mut pairs = vec![Entry::default(); k * k];
-        let mut bits = Vec::with_capacity(k);
-        for (&set, e) in &self.sets {
-            bits.clear();
-            bits.extend(ones(set));
-            for (i, &x) in bits.iter().enumerate() {
-                for &y in &bits[i + 1..] {
-                    let p = &mut pairs[x * k + y];
-                    *p = p.plus(e);
+        let (pairs, _) = self.walk(
+            || (vec![Entry::default(); k * k], Vec::with_capacity(k)),
+            |(pairs, bits), set, e| {
+                bits.clear();
+                bits.extend(ones(set));
+                for (i, &x) in bits.iter().enumerate() {
+                    for &y in &bits[i + 1..] {
+                        let p = &mut pairs[x * k + y];
+                        *p = p.plus(e);
+                    }
                 }
-            }
-        }
+            },
+            |(pairs, _), (part, _)| add_all(pairs, &part),
+        );
         pairs
     }
 
@@ -338,36 +404,43 @@ impl Combos {
     fn triples(&self, seeds: &[(usize, usize)]) -> HashMap<[usize; 3], Entry> {
         let seed_rank: HashMap<(usize, usize), usize> =
             seeds.iter().enumerate().map(|(r, &p)| (p, r)).collect();
-        let mut out: HashMap<[usize; 3], Entry> = HashMap::new();
-        let mut bits = Vec::new();
-        for (&set, entry) in &self.sets {
-            if set.count_ones() < 3 {
-                continue;
-            }
-            bits.clear();
-            bits.extend(ones(set));
-            for (r, &(x, y)) in seeds.iter().enumerate() {
-                if set & (1 << x) == 0 || set & (1 << y) == 0 {
-                    continue;
+        let (out, _) = self.walk(
+            || (HashMap::new(), Vec::new()),
+            |(out, bits): &mut (HashMap<[usize; 3], Entry>, Vec<usize>), set, entry| {
+                if set.count_ones() < 3 {
+                    return;
                 }
-                for &z in &bits {
-                    if z == x || z == y {
+                bits.clear();
+                bits.extend(ones(set));
+                for (r, &(x, y)) in seeds.iter().enumerate() {
+                    if set & (1 << x) == 0 || set & (1 << y) == 0 {
                         continue;
                     }
-                    let mut t = [x, y, z];
-                    t.sort_unstable();
-                    let first = [(t[0], t[1]), (t[0], t[2]), (t[1], t[2])]
-                        .iter()
-                        .filter_map(|p| seed_rank.get(p))
-                        .min();
-                    if first != Some(&r) {
-                        continue;
+                    for &z in bits.iter() {
+                        if z == x || z == y {
+                            continue;
+                        }
+                        let mut t = [x, y, z];
+                        t.sort_unstable();
+                        let first = [(t[0], t[1]), (t[0], t[2]), (t[1], t[2])]
+                            .iter()
+                            .filter_map(|p| seed_rank.get(p))
+                            .min();
+                        if first != Some(&r) {
+                            continue;
+                        }
+                        let e = out.entry(t).or_default();
+                        *e = e.plus(entry);
                     }
-                    let e = out.entry(t).or_default();
-                    *e = e.plus(entry);
                 }
-            }
-        }
+            },
+            |(out, _), (part, _)| {
+                for (t, e) in part {
+                    let mine = out.entry(t).or_default();
+                    *mine = mine.plus(&e);
+                }
+            },
+        );
         out
     }
 
@@ -576,6 +649,16 @@ impl Combos {
             implications,
             single_shifts,
         }
+    }
+}
+
+/// The cells of the events findings `(i, j)` share (see [`Combos::intersections`]).
+pub type Shared = HashMap<(usize, usize), [Cell; 2]>;
+
+/// `mine[i] += theirs[i]` for every `i`.
+fn add_all(mine: &mut [Entry], theirs: &[Entry]) {
+    for (m, t) in mine.iter_mut().zip(theirs) {
+        *m = m.plus(t);
     }
 }
 
@@ -880,6 +963,63 @@ mod tests {
         // Each term alone is slower through the pair (1.1x): measured too.
         assert!(with.single_shifts.iter().all(|s| s.is_some()));
         assert!(without.single_shifts.iter().all(|s| s.is_none()));
+    }
+
+    #[test]
+    fn partitions_merged_apart_sum_as_one_table_of_their_sets() {
+        let term = |i: usize| Term {
+            field: i % 3,
+            value: Value::Int(i as i64),
+        };
+        let terms: Vec<Term> = (0..6).map(term).collect();
+        let mut seed = 3;
+        // Three partitions' sets, some shared, in small whole counts (exact in any order).
+        let parts: Vec<Vec<(Set, Entry)>> = (0..3)
+            .map(|_| {
+                (0..40)
+                    .map(|_| {
+                        let set = (crate::tests::lcg(&mut seed) * 64.0) as Set;
+                        let n = (crate::tests::lcg(&mut seed) * 9.0) as u64;
+                        (set | 0b11, rows(n, 2 * n + 1))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut whole = Combos::new(terms.clone(), false);
+        let mut merged = Combos::new(terms.clone(), false);
+        for (p, part) in parts.iter().enumerate() {
+            let mut one = Combos::new(terms.clone(), false);
+            for (set, e) in part {
+                let w = whole.sets.entry(*set).or_default();
+                *w = w.plus(e);
+                let o = one.sets.entry(*set).or_default();
+                *o = o.plus(e);
+            }
+            if p == 0 {
+                merged = one;
+            } else {
+                merged.merge(one);
+            }
+        }
+        // Kept apart: no set was inserted into the first partition's table.
+        assert_eq!(merged.merged.len(), 2);
+        assert_eq!(merged.pairs(), whole.pairs());
+        assert_eq!(merged.singles_and_all(), whole.singles_and_all());
+        let seeds = [(0, 1), (1, 2), (0, 3)];
+        let sorted = |c: &Combos| {
+            let mut t: Vec<([usize; 3], Entry)> = c.triples(&seeds).into_iter().collect();
+            t.sort_unstable_by_key(|(k, _)| *k);
+            t
+        };
+        assert!(!sorted(&whole).is_empty());
+        assert_eq!(sorted(&merged), sorted(&whole));
+        let findings = [0b11, 0b100, 0b1000, 0b10_0000];
+        let mut shared: Vec<_> = merged.intersections(&findings).into_iter().collect();
+        let mut want: Vec<_> = whole.intersections(&findings).into_iter().collect();
+        shared.sort_unstable_by_key(|(k, _)| *k);
+        want.sort_unstable_by_key(|(k, _)| *k);
+        assert!(!want.is_empty());
+        assert_eq!(shared, want);
     }
 
     #[test]
