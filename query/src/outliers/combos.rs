@@ -207,8 +207,7 @@ impl Combos {
                 .collect();
         }
         for (f, masks) in &mut self.masks {
-            let bins = bins.get(*f).and_then(Option::as_ref);
-            masks.or_into(batch.column(*f + 2), bins, &mut matched)?;
+            masks.or_into(batch.column(*f + 2), &mut matched)?;
         }
         for (i, &set) in matched.iter().enumerate() {
             // A row with one candidate or none is in no conjunction: kept only for the

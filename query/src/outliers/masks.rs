@@ -27,16 +27,18 @@ pub struct FieldMasks {
     candidates: Vec<(Set, Value)>,
     /// The bit of null (0 when null is not a candidate).
     null: Set,
-    /// For a binned number, each bin's bit (0 for a bin that is not a candidate).
-    bins: Option<Vec<Set>>,
+    /// For a binned number, its bins and each bin's bit (0 for a bin that is not a
+    /// candidate).
+    bins: Option<(Bins, Vec<Set>)>,
     /// The last dictionary's values (held, so no other can take their memory) and each
     /// key's bit.
     dictionary: Option<(ArrayRef, Vec<Set>)>,
     /// For the other encodings: slot `0` is no candidate, slot `1 + i` candidate `i`.
     memo: values::FieldMemo,
     slot_bits: Vec<Set>,
-    /// Room for the slots of those encodings, reused.
+    /// Room for the slots of those encodings, and the rows to look up (all), reused.
     codes: Vec<u32>,
+    every: Vec<bool>,
 }
 
 impl FieldMasks {
@@ -46,9 +48,10 @@ impl FieldMasks {
         let bit_of = |v: ValueRef<'_>| bit_of(&candidates, v);
         let null = bit_of(ValueRef::Null);
         let bins = bins.map(|b| {
-            (0..=b.edges.len())
+            let bits = (0..=b.edges.len())
                 .map(|i| bit_of(ValueRef::Bin(i as u16)))
-                .collect()
+                .collect();
+            (b.clone(), bits)
         });
         let slot_bits = std::iter::once(0)
             .chain(candidates.iter().map(|(bit, _)| *bit))
@@ -61,39 +64,32 @@ impl FieldMasks {
             memo: values::FieldMemo::default(),
             slot_bits,
             codes: Vec::new(),
+            every: Vec::new(),
         }
     }
 
     /// `matched[row] |= the bit of row's value` (nothing when it is no candidate), for every
-    /// row of `col`; `bins` are the field's, as given to [`FieldMasks::new`].
-    pub fn or_into(
-        &mut self,
-        col: &ArrayRef,
-        bins: Option<&Bins>,
-        matched: &mut [Set],
-    ) -> Result<()> {
-        match (col.data_type(), bins, &self.bins) {
-            (DataType::Dictionary(key, _), _, _) if **key == DataType::Int32 => {
+    /// row of `col`.
+    pub fn or_into(&mut self, col: &ArrayRef, matched: &mut [Set]) -> Result<()> {
+        match (col.data_type(), &self.bins) {
+            (DataType::Dictionary(key, _), _) if **key == DataType::Int32 => {
                 self.dictionary_into(col, matched)
             }
-            (dt, Some(bins), Some(bits)) if dt.is_numeric() => {
+            (dt, Some((bins, bits))) if dt.is_numeric() => {
                 bins_into(col, bins, bits, self.null, matched)
             }
             _ => {
                 struct Candidates<'a>(&'a [(Set, Value)]);
                 impl values::Slots for Candidates<'_> {
                     fn slot(&mut self, v: ValueRef<'_>) -> u32 {
-                        self.0
-                            .iter()
-                            .position(|(_, c)| c.as_value_ref() == v)
-                            .map_or(0, |p| p as u32 + 1)
+                        position_of(self.0, v).map_or(0, |p| p as u32 + 1)
                     }
                 }
-                let every = vec![true; col.len()];
+                self.every.resize(col.len(), true);
                 values::sized_slots(
                     col,
-                    bins,
-                    &every,
+                    self.bins.as_ref().map(|(bins, _)| bins),
+                    &self.every[..col.len()],
                     &mut Candidates(&self.candidates),
                     &mut self.codes,
                     &mut self.memo,
@@ -191,12 +187,14 @@ fn choose(valid: bool, value: Set, null: Set) -> Set {
     (value & keep) | (null & !keep)
 }
 
+/// Where `v` is among the candidates, if it is one.
+fn position_of(candidates: &[(Set, Value)], v: ValueRef<'_>) -> Option<usize> {
+    candidates.iter().position(|(_, c)| c.as_value_ref() == v)
+}
+
 /// The bit of the candidate that is `v`, 0 when none is.
 fn bit_of(candidates: &[(Set, Value)], v: ValueRef<'_>) -> Set {
-    candidates
-        .iter()
-        .find(|(_, c)| c.as_value_ref() == v)
-        .map_or(0, |(bit, _)| *bit)
+    position_of(candidates, v).map_or(0, |p| candidates[p].0)
 }
 
 #[cfg(test)]
@@ -224,7 +222,7 @@ mod tests {
         for col in batches {
             // Bits already set by other fields stay set.
             let mut matched: Vec<Set> = (0..col.len()).map(|i| (i as Set % 3) << 100).collect();
-            masks.or_into(col, bins, &mut matched).unwrap();
+            masks.or_into(col, &mut matched).unwrap();
             let want: Vec<Set> = by_values(col, bins, candidates)
                 .iter()
                 .enumerate()
