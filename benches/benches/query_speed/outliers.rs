@@ -5,6 +5,7 @@
 //! ```text
 //! EVENTS=1000000 RUNS=3 QUERIES=outliers cargo bench -p loupe-bench --bench query_speed  # trial
 //! RUNS=3 QUERIES=outliers cargo bench -p loupe-bench --bench query_speed   # 10M, ~15 min
+//! OUTLIERS=full QUERIES=outliers cargo bench ...   # loupe's full question alone (to profile)
 //! ```
 //!
 //! - The selection is `duration_ms > X`, X the weighted p99 of `duration_ms` computed once
@@ -197,6 +198,15 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
         runs,
         async |e: &QueryEngine| Ok(e.outliers(&question).await?),
     ))?;
+    if std::env::var("OUTLIERS").is_ok_and(|v| v == "full") {
+        // Loupe's full question alone: for a profiler, which should see nothing else.
+        println!(
+            "loupe, full: cold {}, warm {} (median of {runs})",
+            ms(full_t.cold),
+            ms(full_t.warm)
+        );
+        return Ok(());
+    }
     let (singles_t, singles_report) = rt.block_on(cold_warm(
         root,
         "loupe: outliers, singles only",

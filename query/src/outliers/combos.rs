@@ -16,8 +16,6 @@
 
 use std::collections::HashMap;
 
-use ahash::RandomState;
-
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
@@ -26,7 +24,8 @@ use datafusion::common::Result;
 
 use super::counts::{Bins, Value};
 use super::masks::{FieldMasks, Set};
-use super::shift::{self, Moments, Shift};
+use super::sets::{Entry, SetTable};
+use super::shift::{self, Shift};
 use super::stats::{self, Assessment, Cell, Thresholds};
 
 /// Most candidates combined: the bits of a row's set.
@@ -80,51 +79,14 @@ pub struct Ranked {
     pub single_shifts: Vec<Option<Shift>>,
 }
 
-/// What is kept of a group of rows: its `[selection, baseline]` cells and, when the
-/// selection is a threshold on a measure, the measure's sums (see [`super::shift`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Entry {
-    pub cells: [Cell; 2],
-    pub moments: Moments,
-}
-
-impl Entry {
-    fn plus(&self, o: &Entry) -> Entry {
-        Entry {
-            cells: [
-                self.cells[0].plus(&o.cells[0]),
-                self.cells[1].plus(&o.cells[1]),
-            ],
-            moments: self.moments.plus(&o.moments),
-        }
-    }
-
-    fn minus(&self, o: &Entry) -> Entry {
-        Entry {
-            cells: [
-                self.cells[0].minus(&o.cells[0]),
-                self.cells[1].minus(&o.cells[1]),
-            ],
-            moments: self.moments.minus(&o.moments),
-        }
-    }
-
-    fn add(&mut self, side: usize, w: f64, y: Option<f64>) {
-        self.cells[side].add(w);
-        if let Some(y) = y {
-            self.moments.add(w, y);
-        }
-    }
-}
-
 /// The rows of every distinct set of matched candidates, on each side.
 #[derive(Debug, Clone)]
 pub struct Combos {
     pub terms: Vec<Term>,
     /// Sets of two candidates or more, as this partition found them.
-    sets: HashMap<Set, Entry, RandomState>,
+    sets: SetTable,
     /// Other partitions' sets, kept as they were merged (see [`Combos::merge`]).
-    merged: Vec<HashMap<Set, Entry, RandomState>>,
+    merged: Vec<SetTable>,
     /// Rows that match one candidate or none: `low[0]` none, `low[1 + i]` candidate `i`
     /// alone. Kept (in an array: they are most rows) only for the measure's sums of the
     /// candidates alone and of all rows.
@@ -145,7 +107,7 @@ impl Combos {
         let low = vec![Entry::default(); terms.len() + 1];
         Combos {
             terms,
-            sets: HashMap::default(),
+            sets: SetTable::default(),
             merged: Vec::new(),
             low,
             measure,
@@ -160,12 +122,24 @@ impl Combos {
         self
     }
 
-    /// Where the rows of `set` are kept.
-    fn entry(&mut self, set: Set) -> &mut Entry {
+    /// Adds a row of `set`: its side (0 selection, 1 baseline), weight and measure.
+    fn add_row(&mut self, set: Set, side: usize, w: f64, y: Option<f64>) {
         match set.count_ones() {
-            0 => &mut self.low[0],
-            1 => &mut self.low[1 + set.trailing_zeros() as usize],
-            _ => self.sets.entry(set).or_default(),
+            0 => self.low[0].add(side, w, y),
+            1 => self.low[1 + set.trailing_zeros() as usize].add(side, w, y),
+            _ => self.sets.add(set, side, w, y),
+        }
+    }
+
+    /// Adds `e`, the sum of some rows of `set`.
+    fn add_sum(&mut self, set: Set, e: &Entry) {
+        match set.count_ones() {
+            0 => self.low[0] = self.low[0].plus(e),
+            1 => {
+                let low = &mut self.low[1 + set.trailing_zeros() as usize];
+                *low = low.plus(e);
+            }
+            _ => self.sets.insert(set, e),
         }
     }
 
@@ -222,7 +196,7 @@ impl Combos {
                 weights.value(i)
             };
             let y = measure.and_then(|m| m.is_valid(i).then(|| shift::log_measure(m.value(i))));
-            self.entry(set).add(side, w, y);
+            self.add_row(set, side, w, y);
         }
         self.bound();
         Ok(())
@@ -231,7 +205,7 @@ impl Combos {
     /// Holds the sets to [`MAX_SETS`], dropping the weakest half of the candidates as often
     /// as it takes.
     fn bound(&mut self) {
-        while self.sets.len() > self.max_sets && self.terms.len() > 2 {
+        while self.sets.exceeds(self.max_sets) && self.terms.len() > 2 {
             self.shrink(self.terms.len() / 2);
         }
     }
@@ -251,9 +225,12 @@ impl Combos {
             let set: Set = if i == 0 { 0 } else { 1 << (i - 1) };
             (set, *e)
         });
-        for (set, e) in old.into_iter().flatten().chain(low_sets) {
-            let mine = self.entry(set & mask);
-            *mine = mine.plus(&e);
+        for (set, e) in old
+            .into_iter()
+            .flat_map(SetTable::into_sums)
+            .chain(low_sets)
+        {
+            self.add_sum(set & mask, &e);
         }
     }
 
@@ -287,15 +264,13 @@ impl Combos {
         visit: impl Fn(&mut T, Set, &Entry) + Sync,
         combine: impl Fn(&mut T, T),
     ) -> T {
-        let parts: Vec<&HashMap<Set, Entry, RandomState>> = std::iter::once(&self.sets)
+        let parts: Vec<&SetTable> = std::iter::once(&self.sets)
             .chain(&self.merged)
             .filter(|p| !p.is_empty())
             .collect();
-        let walk_part = |part: &HashMap<Set, Entry, RandomState>| {
+        let walk_part = |part: &SetTable| {
             let mut acc = init();
-            for (&set, e) in part {
-                visit(&mut acc, set, e);
-            }
+            part.for_each(|set, e| visit(&mut acc, set, e));
             acc
         };
         let Some((first, rest)) = parts.split_first() else {
@@ -721,6 +696,7 @@ fn fold_swaps(ranked: Vec<Combination>) -> Vec<Combination> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outliers::shift::Moments;
 
     fn cells(sel: u64, base: u64) -> [Cell; 2] {
         [Cell::uniform(sel, 1.0), Cell::uniform(base, 1.0)]
@@ -766,7 +742,7 @@ mod tests {
             (bit(x) | bit(z), 4, 160),
             (bit(y) | bit(d), 12, 640),
         ] {
-            combos.sets.insert(set, rows(sel, base));
+            combos.sets.insert(set, &rows(sel, base));
         }
         let t = Thresholds::default();
         let (selection, baseline) = (Cell::uniform(1_000, 1.0), Cell::uniform(9_000, 1.0));
@@ -828,7 +804,7 @@ mod tests {
             (bit(b) | bit(c), 5, 95),
             (all_noise, 50, 950),
         ] {
-            combos.sets.insert(set, rows(sel, base));
+            combos.sets.insert(set, &rows(sel, base));
         }
         // Each alone: its sets above, and 50 + 950 events of its own.
         let mut single = vec![cells(175, 1_525), cells(175, 1_525), cells(115, 1_285)];
@@ -880,7 +856,7 @@ mod tests {
             (bit(0) | bit(1), 2),
             (bit(1) | bit(2), 3),
         ] {
-            combos.sets.insert(set, rows(n, n));
+            combos.sets.insert(set, &rows(n, n));
         }
         combos.bound();
         // Only a and b are left; the sets with both merge, the others are gone.
@@ -889,8 +865,8 @@ mod tests {
         assert_eq!(combos.pairs()[1].cells, cells(7, 7));
         // A partition that kept all four merges on the two.
         let mut other = Combos::new(terms.clone(), false);
-        other.sets.insert(bit(0) | bit(1) | bit(3), rows(1, 1));
-        other.sets.insert(bit(2) | bit(3), rows(4, 4));
+        other.sets.insert(bit(0) | bit(1) | bit(3), &rows(1, 1));
+        other.sets.insert(bit(2) | bit(3), &rows(4, 4));
         combos.merge(other);
         assert_eq!(combos.terms.len(), 2);
         assert_eq!(combos.sets.len(), 1);
@@ -912,7 +888,7 @@ mod tests {
         let heavy = |n| Cell::uniform(n, 20.0);
         combos.sets.insert(
             0b11,
-            Entry {
+            &Entry {
                 cells: [heavy(64), heavy(146)],
                 moments: Moments::default(),
             },
@@ -1061,10 +1037,8 @@ mod tests {
         for (p, part) in parts.iter().enumerate() {
             let mut one = Combos::new(terms.clone(), false);
             for (set, e) in part {
-                let w = whole.sets.entry(*set).or_default();
-                *w = w.plus(e);
-                let o = one.sets.entry(*set).or_default();
-                *o = o.plus(e);
+                whole.sets.insert(*set, e);
+                one.sets.insert(*set, e);
             }
             if p == 0 {
                 merged = one;
@@ -1107,7 +1081,7 @@ mod tests {
             (bit(0) | bit(2), 7),
             (bit(1) | bit(3), 3),
         ] {
-            combos.sets.insert(set, rows(n, 10 * n));
+            combos.sets.insert(set, &rows(n, 10 * n));
         }
         // Findings: a AND b, c, d; and one not made of candidates (0).
         let found = combos.intersections(&[bit(0) | bit(1), bit(2), bit(3), 0]);

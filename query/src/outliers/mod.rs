@@ -18,6 +18,7 @@
 //! - [`rank`]: single-field explanations, best first, functionally dependent values folded;
 //! - [`combos`]: conjunctions of two and three of the strongest values;
 //! - [`masks`]: which candidates each row holds, as bits, for [`combos`];
+//! - [`sets`]: the rows of each distinct set of candidates, summed in parts for [`combos`];
 //! - [`order`]: the order of the answer where findings nest (a cause before its lucky
 //!   subsets and the terms it explains);
 //! - [`view`]: the BubbleUp-style per-field view;
@@ -36,6 +37,7 @@ pub mod numeric;
 pub mod order;
 pub mod rank;
 pub mod request;
+pub mod sets;
 pub mod shift;
 pub mod stats;
 pub mod table_fn;
