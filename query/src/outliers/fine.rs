@@ -65,11 +65,22 @@ pub enum Bucket {
 }
 
 /// Every positive bucket's lower bound, decade by decade, and the start of the decade past
-/// the last (infinite): `lower[d * 900 + m - 100]`; and per decade `100 / 10^d`, which turns
-/// a value into an estimate of its leading digits with a multiply.
+/// the last (infinite): `lower[d * 900 + m - 100]`; per decade `100 / 10^d`, which turns
+/// a value into an estimate of its leading digits with a multiply; and per binary exponent
+/// (the 11 bits of an `f64`) the decade its binade starts in, with where the next decade
+/// starts (see [`positive_index`]).
 struct Table {
     lower: Vec<f64>,
     digits: Vec<f64>,
+    binades: Vec<Binade>,
+}
+
+/// The numbers `[2^e, 2^(e+1))`: the decade (index from `MIN_DECADE`) that `2^e` is in
+/// (`MIN_DECADE` for those below it), and the lower bound of the next.
+#[derive(Clone, Copy)]
+struct Binade {
+    decade: i32,
+    next: f64,
 }
 
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
@@ -94,28 +105,42 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| {
         }
     }
     lower.push(f64::INFINITY);
-    Table { lower, digits }
+    let start = |d: i32| lower[((d - MIN_DECADE) as usize) * PER_DECADE];
+    let binades = (0..2048)
+        .map(|bits: u64| {
+            let least = f64::from_bits(bits << 52);
+            let mut d = MIN_DECADE;
+            while d < MAX_DECADE && start(d + 1) <= least {
+                d += 1;
+            }
+            Binade {
+                decade: d - MIN_DECADE,
+                next: start(d + 1),
+            }
+        })
+        .collect();
+    Table {
+        lower,
+        digits,
+        binades,
+    }
 });
 
-/// The flat index of the positive bucket that holds `x` (finite, `x >= MIN_MAGNITUDE`):
-/// `lower[i] <= x < lower[i + 1]`.
+/// The flat index of the positive bucket that holds `x` (`x >= MIN_MAGNITUDE`):
+/// `lower[i] <= x < lower[i + 1]`; for +inf, the last bucket.
 #[inline]
 fn positive_index(x: f64, t: &Table) -> usize {
-    // The decade from the binary exponent (`e2 · log10 2`, as `e2 · 78913 / 2^18`, exact
-    // enough over the whole range), corrected against the table; then the digits from a
-    // multiply, corrected the same way. The table decides, so rounding in the estimates
-    // only costs a step.
-    let e2 = ((x.to_bits() >> 52) & 0x7ff) as i32 - 1023;
-    let mut d = ((e2 * 78913) >> 18).clamp(MIN_DECADE, MAX_DECADE);
-    let start = |d: i32| ((d - MIN_DECADE) as usize) * PER_DECADE;
-    while d > MIN_DECADE && x < t.lower[start(d)] {
-        d -= 1;
-    }
-    while d < MAX_DECADE && x >= t.lower[start(d + 1)] {
-        d += 1;
-    }
-    let base = start(d);
-    let digits = x * t.digits[(d - MIN_DECADE) as usize];
+    // A binade spans a factor of 2, less than a decade's 10: its numbers are in the decade
+    // its least is in, or the next, and one compare with the table's bound tells which, with
+    // no loop for a branch to mispredict (`x >= MIN_MAGNITUDE`, so a binade below the first
+    // decade holds only numbers of the first). Then the digits from a multiply, corrected
+    // against the table: the table decides, so rounding in the estimate only costs a step.
+    let b = t.binades[(x.to_bits() >> 52) as usize & 0x7ff];
+    // +inf (the magnitude of -inf, see `Bucket::of_in`) is at or past every bound: kept in
+    // the last decade, whose last bucket the caller then steps past.
+    let d = (b.decade + i32::from(x >= b.next)).min(DECADES as i32 - 1);
+    let base = (d as usize) * PER_DECADE;
+    let digits = x * t.digits[d as usize];
     let mut m = (digits as usize).clamp(100, 999) - 100;
     while m > 0 && x < t.lower[base + m] {
         m -= 1;
@@ -405,6 +430,31 @@ mod tests {
         assert_eq!(Bucket::of(f64::NEG_INFINITY), Bucket::NegInf);
         assert_eq!(Bucket::of(f64::INFINITY), Bucket::PosInf);
         assert_eq!(Bucket::of(f64::NAN), Bucket::NaN);
+    }
+
+    #[test]
+    fn numbers_at_the_ends_of_every_binade_and_decade_are_in_their_buckets() {
+        let mut xs = Vec::new();
+        for e in -30..=1023 {
+            let least = 2f64.powi(e);
+            xs.extend([least, least.next_up(), (2.0 * least).next_down()]);
+        }
+        for d in MIN_DECADE..=MAX_DECADE {
+            let least = TABLE.lower[((d - MIN_DECADE) as usize) * PER_DECADE];
+            xs.extend([least, least.next_up(), least.next_down()]);
+        }
+        for x in xs
+            .into_iter()
+            .filter(|x| x.is_finite() && *x >= MIN_MAGNITUDE)
+        {
+            let b = Bucket::of(x);
+            assert!(
+                b.lower() <= x && x < upper(b),
+                "{x:e} in {b:?}: [{:e}, {:e})",
+                b.lower(),
+                upper(b)
+            );
+        }
     }
 
     #[test]
