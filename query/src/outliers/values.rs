@@ -225,6 +225,27 @@ pub fn sized_slots(
     let size = &mut memo.size;
     let bits = size.bits;
     match col.data_type() {
+        DataType::Boolean => {
+            // Three values at most: each looked up on its first counted row, every other row
+            // a test of its bits.
+            let a = col.as_boolean();
+            let (values, nulls) = (a.values(), a.nulls());
+            let mut known = [UNCOUNTED; 3];
+            for i in (0..n).filter(|&i| counted[i]) {
+                let k = if nulls.is_some_and(|n| n.is_null(i)) {
+                    2
+                } else {
+                    usize::from(values.value(i))
+                };
+                if known[k] == UNCOUNTED {
+                    known[k] = slots.slot(match k {
+                        2 => ValueRef::Null,
+                        _ => ValueRef::Bool(k == 1),
+                    });
+                }
+                out[i] = known[k];
+            }
+        }
         DataType::Utf8View => {
             let a = col.as_string_view();
             let views = a.views();
@@ -374,7 +395,10 @@ pub(super) fn text_at(a: &ArrayRef, i: usize) -> ValueRef<'_> {
     })
 }
 
-fn nullable<'a>(a: &dyn Array, i: usize, v: impl FnOnce() -> ValueRef<'a>) -> ValueRef<'a> {
+/// Generic, not `&dyn Array`: called for every row, where a call through the vtable would
+/// cost more than the test of the bit.
+#[inline]
+fn nullable<'a, A: Array>(a: &A, i: usize, v: impl FnOnce() -> ValueRef<'a>) -> ValueRef<'a> {
     if a.is_null(i) { ValueRef::Null } else { v() }
 }
 
@@ -485,12 +509,20 @@ mod tests {
         let bins = Bins {
             edges: vec![-100.0, 0.0, 100.0],
         };
+        // Booleans with nulls, sliced so that their bits start mid-byte.
+        let flags = BooleanArray::from(
+            (0..n + 3)
+                .map(|i| (i % 11 != 0).then_some(i * 7 % 3 == 0))
+                .collect::<Vec<_>>(),
+        );
+        let flags: ArrayRef = Arc::new(flags.slice(3, n));
         let counted: Vec<bool> = (0..n).map(|i| i % 5 != 0).collect();
         for (col, bins) in [
             (ints.clone(), None),
             (ints, Some(&bins)),
             (views, None),
             (dict, None),
+            (flags, None),
         ] {
             let mut seen = Seen::default();
             let mut out = Vec::new();
