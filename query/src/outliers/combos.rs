@@ -1013,6 +1013,116 @@ mod tests {
     }
 
     #[test]
+    fn rows_past_one_staging_sum_to_the_pairs_and_triples_counted_directly() {
+        use datafusion::arrow::array::{BooleanArray, Float64Array, Int64Array};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use std::sync::Arc;
+        // Three fields of four values; candidates are values 0 and 1 of each. More rows than
+        // one staging holds, so both the parts and the staged rows carry sets at the end.
+        let n = crate::outliers::sets::STAGED * 2 + 777;
+        let mut seed = 5u64;
+        let rows: Vec<(bool, f64, [i64; 3], f64)> = (0..n)
+            .map(|_| {
+                let mut v = || (crate::tests::lcg(&mut seed) * 4.0) as i64;
+                let fields = [v(), v(), v()];
+                let sel = crate::tests::lcg(&mut seed) < 0.2;
+                let w = [1.0, 4.0, 20.0][(crate::tests::lcg(&mut seed) * 3.0) as usize];
+                (sel, w, fields, 10.0 + crate::tests::lcg(&mut seed) * 90.0)
+            })
+            .collect();
+        let terms: Vec<Term> = (0..3)
+            .flat_map(|f| {
+                (0..2).map(move |v| Term {
+                    field: f,
+                    value: Value::Int(v),
+                })
+            })
+            .collect();
+        let bit_of = |f: usize, v: i64| (v < 2).then(|| 1u128 << (2 * f + v as usize));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("sel", DataType::Boolean, true),
+            Field::new("sample_rate", DataType::Float64, false),
+            Field::new("f0", DataType::Int64, false),
+            Field::new("f1", DataType::Int64, false),
+            Field::new("f2", DataType::Int64, false),
+            Field::new("duration_ms", DataType::Float64, false),
+        ]));
+        let mut combos = Combos::new(terms.clone(), true);
+        // In batches of 8,192, as a scan gives them.
+        for chunk in rows.chunks(8192) {
+            let field = |f: usize| -> Arc<dyn Array> {
+                Arc::new(Int64Array::from(
+                    chunk.iter().map(|r| r.2[f]).collect::<Vec<_>>(),
+                ))
+            };
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(BooleanArray::from(
+                        chunk.iter().map(|r| r.0).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(Float64Array::from(
+                        chunk.iter().map(|r| r.1).collect::<Vec<_>>(),
+                    )),
+                    field(0),
+                    field(1),
+                    field(2),
+                    Arc::new(Float64Array::from(
+                        chunk.iter().map(|r| r.3).collect::<Vec<_>>(),
+                    )),
+                ],
+            )
+            .unwrap();
+            combos.add(&batch, &[None, None, None]).unwrap();
+        }
+        // Directly: each row into every pair and triple of the candidates it holds.
+        let k = terms.len();
+        let mut pairs = vec![Entry::default(); k * k];
+        let mut triples: HashMap<[usize; 3], Entry> = HashMap::new();
+        for (sel, w, fields, d) in &rows {
+            let bits: Vec<usize> = (0..3)
+                .filter_map(|f| bit_of(f, fields[f]))
+                .map(|b| b.trailing_zeros() as usize)
+                .collect();
+            let mut one = Entry::default();
+            one.add(usize::from(!sel), *w, Some(shift::log_measure(*d)));
+            for (i, &x) in bits.iter().enumerate() {
+                for &y in &bits[i + 1..] {
+                    pairs[x * k + y] = pairs[x * k + y].plus(&one);
+                }
+            }
+            if bits.len() == 3 {
+                let t = triples.entry([bits[0], bits[1], bits[2]]).or_default();
+                *t = t.plus(&one);
+            }
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+        let same = |got: &Entry, want: &Entry| {
+            (0..2).all(|s| {
+                got.cells[s].rows == want.cells[s].rows
+                    && got.cells[s].weight == want.cells[s].weight
+                    && got.cells[s].weight_sq == want.cells[s].weight_sq
+            }) && close(got.moments.wy, want.moments.wy)
+                && close(got.moments.w2y2, want.moments.w2y2)
+        };
+        let got = combos.pairs();
+        assert!(pairs.iter().any(|p| p.cells[0].rows > 0));
+        for (g, w) in got.iter().zip(&pairs) {
+            assert!(same(g, w), "{g:?} vs {w:?}");
+        }
+        // Every pair of different fields is a seed: every triple is counted once.
+        let seeds: Vec<(usize, usize)> = (0..k)
+            .flat_map(|x| (x + 1..k).map(move |y| (x, y)))
+            .filter(|(x, y)| x / 2 != y / 2)
+            .collect();
+        let got = combos.triples(&seeds);
+        assert_eq!(got.len(), triples.len());
+        for (t, w) in &triples {
+            assert!(same(&got[t], w), "{t:?}");
+        }
+    }
+
+    #[test]
     fn partitions_merged_apart_sum_as_one_table_of_their_sets() {
         let term = |i: usize| Term {
             field: i % 3,
