@@ -122,24 +122,29 @@ impl Combos {
         self
     }
 
+    /// Where in `low` the rows of `set` are kept: a set of one candidate or none. Others
+    /// are in `sets`.
+    fn low_slot(set: Set) -> Option<usize> {
+        match set.count_ones() {
+            0 => Some(0),
+            1 => Some(1 + set.trailing_zeros() as usize),
+            _ => None,
+        }
+    }
+
     /// Adds a row of `set`: its side (0 selection, 1 baseline), weight and measure.
     fn add_row(&mut self, set: Set, side: usize, w: f64, y: Option<f64>) {
-        match set.count_ones() {
-            0 => self.low[0].add(side, w, y),
-            1 => self.low[1 + set.trailing_zeros() as usize].add(side, w, y),
-            _ => self.sets.add(set, side, w, y),
+        match Self::low_slot(set) {
+            Some(i) => self.low[i].add(side, w, y),
+            None => self.sets.add(set, side, w, y),
         }
     }
 
     /// Adds `e`, the sum of some rows of `set`.
     fn add_sum(&mut self, set: Set, e: &Entry) {
-        match set.count_ones() {
-            0 => self.low[0] = self.low[0].plus(e),
-            1 => {
-                let low = &mut self.low[1 + set.trailing_zeros() as usize];
-                *low = low.plus(e);
-            }
-            _ => self.sets.insert(set, e),
+        match Self::low_slot(set) {
+            Some(i) => self.low[i] = self.low[i].plus(e),
+            None => self.sets.insert(set, e),
         }
     }
 
