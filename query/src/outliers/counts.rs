@@ -279,10 +279,10 @@ impl Counts {
                     .collect())
             })
             .collect::<Result<Vec<Vec<f64>>>>()?;
-        let (mut slots, mut lanes) = (Vec::with_capacity(n), Vec::new());
+        let mut scratch = Scratch::default();
         for (f, col) in self.fields.iter_mut().zip(&batch.columns()[2..at]) {
             if !f.identifier {
-                f.add(col, &rows, (&mut slots, &mut lanes), &measures, limits)?;
+                f.add(col, &rows, &mut scratch, &measures, limits)?;
             }
         }
         Ok(())
@@ -377,31 +377,13 @@ const LANES: usize = 4;
 /// the compiler vectorises), and the others in place.
 fn add_cells_of_rows(cells: &mut [[Cell; 2]], slots: &[u32], rows: &Rows, lanes: &mut Vec<Lane>) {
     let trash = cells.len();
-    if (trash + 1) * 2 * LANES * 4 <= slots.len() {
-        lanes.clear();
-        lanes.resize((trash + 1) * 2 * LANES, Lane::default());
-        let trash = trash as u32;
-        for (i, ((&slot, &side), &w)) in slots.iter().zip(&rows.side).zip(&rows.weight).enumerate()
-        {
-            let cell = slot.min(trash) as usize * 2 + usize::from(side);
-            let lane = &mut lanes[cell * LANES + i % LANES];
-            lane.sums[0] += w;
-            lane.sums[1] += w * w;
-            lane.rows += 1;
-        }
-        for (cell, lanes) in cells.iter_mut().flatten().zip(lanes.chunks_exact(LANES)) {
-            let rows: u64 = lanes.iter().map(|l| l.rows).sum();
-            if rows > 0 {
-                let sum = |k: usize| {
-                    (lanes[0].sums[k] + lanes[1].sums[k]) + (lanes[2].sums[k] + lanes[3].sums[k])
-                };
-                *cell = cell.plus(&Cell {
-                    weight: sum(0),
-                    weight_sq: sum(1),
-                    rows,
-                });
+    if laned(trash, slots.len()) {
+        sum_in_lanes(slots, trash, |s| s.min(trash as u32) as usize, rows, lanes);
+        fold_lanes(lanes, |slot, sums| {
+            for (cell, sum) in cells[slot].iter_mut().zip(sums) {
+                *cell = cell.plus(&sum);
             }
-        }
+        });
         return;
     }
     let counted = rows.counted.iter().filter(|&&c| c).count();
@@ -436,6 +418,68 @@ fn add_cells_of_rows(cells: &mut [[Cell; 2]], slots: &[u32], rows: &Rows, lanes:
     cell[1] = cell[1].plus(&baseline);
 }
 
+/// Room a batch's fields reuse, one after the other.
+#[derive(Default)]
+struct Scratch {
+    /// Each row's slot.
+    slots: Vec<u32>,
+    /// Partial sums by code or slot.
+    lanes: Vec<Lane>,
+    /// Each row's code ([`values::small_codes`]), and each code's slot.
+    codes: Vec<u16>,
+    code_slots: Vec<u32>,
+}
+
+/// Whether `codes` codes are few enough for lanes over `rows` rows: at most a quarter as many
+/// lanes as rows, so that zeroing and folding them costs less than the rows.
+fn laned(codes: usize, rows: usize) -> bool {
+    (codes + 1) * 2 * LANES * 4 <= rows
+}
+
+/// Sums the rows by `(code, side)` in [`LANES`] partial sums each (see [`add_cells_of_rows`]):
+/// row `i`'s code is `code(codes[i])`, at most `last` (kept for rows not counted).
+fn sum_in_lanes<T: Copy>(
+    codes: &[T],
+    last: usize,
+    code: impl Fn(T) -> usize,
+    rows: &Rows,
+    lanes: &mut Vec<Lane>,
+) {
+    lanes.clear();
+    lanes.resize((last + 1) * 2 * LANES, Lane::default());
+    for (i, ((&c, &side), &w)) in codes.iter().zip(&rows.side).zip(&rows.weight).enumerate() {
+        let lane = &mut lanes[(code(c) * 2 + usize::from(side)) * LANES + i % LANES];
+        lane.sums[0] += w;
+        lane.sums[1] += w * w;
+        lane.rows += 1;
+    }
+}
+
+/// Calls `to(code, [selection, baseline])` with the sums of each code that has rows, but the
+/// last (the rows not counted).
+fn fold_lanes(lanes: &[Lane], mut to: impl FnMut(usize, [Cell; 2])) {
+    let per_code = 2 * LANES;
+    let codes = (lanes.len() / per_code).saturating_sub(1);
+    for (code, lanes) in lanes.chunks_exact(per_code).take(codes).enumerate() {
+        let side = |lanes: &[Lane]| Cell {
+            weight: lanes.iter().map(|l| l.sums[0]).sum(),
+            weight_sq: lanes.iter().map(|l| l.sums[1]).sum(),
+            rows: lanes.iter().map(|l| l.rows).sum(),
+        };
+        let sums = [side(&lanes[..LANES]), side(&lanes[LANES..])];
+        if sums[0].rows + sums[1].rows > 0 {
+            to(code, sums);
+        }
+    }
+}
+
+/// A code's rows, read off its lanes, are in one of the sides.
+fn code_used(lanes: &[Lane], code: usize) -> bool {
+    lanes[code * 2 * LANES..(code + 1) * 2 * LANES]
+        .iter()
+        .any(|l| l.rows > 0)
+}
+
 impl FieldCounts {
     /// Every value with its `[selection, baseline]` cells.
     pub fn entries(&self) -> impl Iterator<Item = (Value, [Cell; 2])> + '_ {
@@ -466,16 +510,50 @@ impl FieldCounts {
         self.index.keys.len()
     }
 
-    /// Counts `col`'s counted rows; `slots` is room for the column's slots and `lanes` for
-    /// its partial sums, both reused from field to field.
+    /// Counts `col`'s counted rows, with room in `scratch`.
     fn add(
         &mut self,
         col: &ArrayRef,
         rows: &Rows,
-        (slots, lanes): (&mut Vec<u32>, &mut Vec<Lane>),
+        scratch: &mut Scratch,
         measures: &[Vec<f64>],
         limits: &Limits,
     ) -> Result<()> {
+        let Scratch {
+            slots,
+            lanes,
+            codes,
+            code_slots,
+        } = scratch;
+        // A column of few values known up front (a small dictionary, booleans): rows summed
+        // by code, each code looked up once.
+        let max_codes = (rows.side.len() / (2 * LANES * 4)).saturating_sub(2);
+        if self.fine.is_none()
+            && self.bins.is_none()
+            && !self.numeric
+            && let Some(last) = values::small_codes(col, &rows.counted, max_codes, codes)
+            && laned(last, codes.len())
+        {
+            sum_in_lanes(codes, last, usize::from, rows, lanes);
+            values::code_slots(
+                col,
+                last,
+                |c| code_used(lanes, c),
+                &mut self.index,
+                &mut self.memo,
+                code_slots,
+            )?;
+            self.cells
+                .resize(self.index.keys.len(), [Cell::default(); 2]);
+            let cells = &mut self.cells;
+            fold_lanes(lanes, |code, sums| {
+                for (cell, sum) in cells[code_slots[code] as usize].iter_mut().zip(sums) {
+                    *cell = cell.plus(&sum);
+                }
+            });
+            self.check(limits);
+            return Ok(());
+        }
         let len = match &mut self.fine {
             Some(index) => {
                 fine::slots(col, &rows.counted, index, slots)?;
@@ -848,6 +926,86 @@ mod tests {
         for a in &answers[1..] {
             assert_eq!(a, &answers[0]);
         }
+    }
+
+    #[test]
+    fn few_values_summed_by_code_count_as_rows_looked_up_one_by_one() {
+        use datafusion::arrow::array::{DictionaryArray, Int32Array};
+        use datafusion::arrow::datatypes::Int32Type;
+        let mut seed = 11;
+        let n = 700;
+        // A dictionary with a null value and a value under two keys, null keys, a value only
+        // uncounted rows hold; booleans with nulls.
+        let dict_values = StringArray::from(vec![
+            Some("eu-west-1"),
+            Some("us-east-1"),
+            None,
+            Some("eu-west-1"),
+            Some("only-uncounted"),
+        ]);
+        let sel: Vec<Option<bool>> = (0..n)
+            .map(|i| match crate::tests::lcg(&mut seed) {
+                x if x < 0.1 => None,
+                x => Some(x < 0.3 || i % 7 == 0),
+            })
+            .collect();
+        let keys: Vec<Option<i32>> = (0..n)
+            .map(|i| match (sel[i], crate::tests::lcg(&mut seed)) {
+                (None, _) if i % 2 == 0 => Some(4),
+                (_, x) if x < 0.1 => None,
+                (_, x) => Some((x * 4.0) as i32),
+            })
+            .collect();
+        let flags: Vec<Option<bool>> = (0..n)
+            .map(|_| match crate::tests::lcg(&mut seed) {
+                x if x < 0.05 => None,
+                x => Some(x < 0.6),
+            })
+            .collect();
+        let w: Vec<f64> = (0..n)
+            .map(|_| (1.0 + 20.0 * crate::tests::lcg(&mut seed)).floor())
+            .collect();
+        let dict =
+            DictionaryArray::<Int32Type>::try_new(Int32Array::from(keys), Arc::new(dict_values))
+                .unwrap();
+        let schema = Schema::new(vec![
+            Field::new("sel", DataType::Boolean, true),
+            Field::new("w", DataType::Float64, false),
+            Field::new("region", dict.data_type().clone(), true),
+            Field::new("flag", DataType::Boolean, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(BooleanArray::from(sel)),
+                Arc::new(Float64Array::from(w)),
+                Arc::new(dict),
+                Arc::new(BooleanArray::from(flags)),
+            ],
+        )
+        .unwrap();
+        let names = vec!["region".to_owned(), "flag".to_owned()];
+        let limits = Limits::default();
+        // From row 60 on (so offsets into the arrays): in one batch, long enough for codes,
+        // and in batches of 40 rows, too short for them.
+        let mut whole = Counts::new(&names, vec![]);
+        whole.add(&batch.slice(60, n - 60), &limits).unwrap();
+        let mut pieces = Counts::new(&names, vec![]);
+        for start in (60..n).step_by(40) {
+            let len = 40.min(n - start);
+            pieces.add(&batch.slice(start, len), &limits).unwrap();
+        }
+        let (mut got, mut want) = (counted(&whole), counted(&pieces));
+        got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        want.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        assert_eq!(got, want);
+        // eu-west-1 and us-east-1, null (a null key or value), true, false, null.
+        assert_eq!(got.len(), 6, "{got:?}");
+        assert!(
+            !got.iter()
+                .any(|(_, v, _)| *v == Value::Str("only-uncounted".into()))
+        );
+        assert_eq!(whole.selection, pieces.selection);
     }
 
     #[test]

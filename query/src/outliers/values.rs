@@ -10,7 +10,7 @@ use datafusion::arrow::compute::cast;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
-use datafusion::common::Result;
+use datafusion::common::{Result, internal_err};
 
 use super::counts::{Bins, Value};
 
@@ -328,6 +328,117 @@ pub fn sized_slots(
                 out[i] = slots.slot(v);
             }
         })?,
+    }
+    Ok(())
+}
+
+/// Codes for the rows of a column whose batch holds few values, known before its rows are
+/// read: a dictionary of at most `max_values` values (a row's code is its key, null the
+/// dictionary's length) or booleans (false 0, true 1, null 2). A row `counted` says not to
+/// count gets the code past those, which a counter sends to a cell of its own. Returns how
+/// many codes there are (without that one), `None` for any other column, whose rows are
+/// looked up one by one ([`sized_slots`]).
+///
+/// No lookup per row: a counter sums the rows by code and looks up each code's value once a
+/// batch ([`code_slots`]).
+pub fn small_codes(
+    col: &ArrayRef,
+    counted: &[bool],
+    max_values: usize,
+    out: &mut Vec<u16>,
+) -> Option<usize> {
+    out.clear();
+    let n = col.len();
+    let codes = match col.data_type() {
+        DataType::Boolean => {
+            let a = col.as_boolean();
+            let (values, nulls) = (a.values(), a.nulls().filter(|n| n.null_count() > 0));
+            out.extend((0..n).map(|i| match () {
+                _ if !counted[i] => 3,
+                _ if nulls.is_some_and(|n| n.is_null(i)) => 2,
+                _ => u16::from(values.value(i)),
+            }));
+            3
+        }
+        DataType::Dictionary(..) => {
+            let d = col.as_dictionary_opt::<Int32Type>()?;
+            let len = d.values().len();
+            if len > max_values || len >= usize::from(u16::MAX) {
+                return None;
+            }
+            let keys = d.keys().values();
+            // Arrow checks keys against the dictionary; one past it would be read as null,
+            // as `sized_slots` reads it.
+            let key = |k: i32| (k as u32).min(len as u32) as u16;
+            let uncounted = len as u16 + 1;
+            match d.nulls().filter(|n| n.null_count() > 0) {
+                None => out.extend(
+                    keys.iter()
+                        .zip(counted)
+                        .map(|(&k, &c)| if c { key(k) } else { uncounted }),
+                ),
+                Some(nulls) => out.extend((0..n).map(|i| match () {
+                    _ if !counted[i] => uncounted,
+                    _ if nulls.is_null(i) => len as u16,
+                    _ => key(keys[i]),
+                })),
+            }
+            len + 1
+        }
+        _ => return None,
+    };
+    Some(codes)
+}
+
+/// The slot of each code [`small_codes`] gave `col`'s rows that `used` says rows hold, into
+/// `out` by code ([`UNCOUNTED`] for the others), looked up in code order. A dictionary's keys
+/// keep their slots in `memo` while the dictionary stays, as in [`sized_slots`].
+pub fn code_slots(
+    col: &ArrayRef,
+    codes: usize,
+    used: impl Fn(usize) -> bool,
+    slots: &mut impl Slots,
+    memo: &mut FieldMemo,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    out.clear();
+    out.resize(codes, UNCOUNTED);
+    match col.data_type() {
+        DataType::Boolean => {
+            for (code, v) in [ValueRef::Bool(false), ValueRef::Bool(true), ValueRef::Null]
+                .into_iter()
+                .enumerate()
+                .filter(|&(code, _)| used(code))
+            {
+                out[code] = slots.slot(v);
+            }
+        }
+        _ => {
+            let Some(d) = col.as_any_dictionary_opt() else {
+                return internal_err!("code_slots: {} has no codes", col.data_type());
+            };
+            let values = d.values();
+            let mut known = match memo.dictionary.take() {
+                Some(d) if same_memory(&d.values, values) => d,
+                _ => KeySlots {
+                    values: values.clone(),
+                    slots: vec![UNCOUNTED; values.len()],
+                },
+            };
+            let text = as_text(values)?;
+            for code in (0..codes).filter(|&c| used(c)) {
+                out[code] = match known.slots.get_mut(code) {
+                    Some(s) => {
+                        if *s == UNCOUNTED {
+                            *s = slots.slot(text_at(&text, code));
+                        }
+                        *s
+                    }
+                    None => slots.slot(ValueRef::Null),
+                };
+            }
+            memo.dictionary = Some(known);
+        }
     }
     Ok(())
 }
