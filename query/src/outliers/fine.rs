@@ -221,6 +221,47 @@ pub struct Index {
     neg: Vec<Option<Box<[u32; PER_DECADE]>>>,
     /// Zero+, zero-, +inf, -inf, NaN, null.
     special: [u32; 6],
+    /// The slots of the last values seen (see [`Memo`]).
+    memo: Memo,
+}
+
+/// Numbers that repeat (an integer column counted by buckets, sizes in bytes) find their
+/// slot by their bits, the slots of the last values seen kept one per hash bucket: a
+/// multiply and a compare instead of the bucket's search and the decade's table. A column
+/// whose values seldom repeat (a duration) misses most rows, and goes without for
+/// [`MEMO_REST`] batches before it tries again.
+#[derive(Debug, Clone, Default)]
+struct Memo {
+    keys: Vec<u64>,
+    slots: Vec<u32>,
+    /// Batches left to go without.
+    rest: u32,
+}
+
+const MEMO_BITS: u32 = 10;
+const MEMO_REST: u32 = 32;
+
+impl Memo {
+    /// Room for the slots, made on first use (an index that is never read makes none).
+    fn ready(&mut self) {
+        if self.keys.is_empty() {
+            self.keys = vec![0; 1 << MEMO_BITS];
+            self.slots = vec![UNCOUNTED; 1 << MEMO_BITS];
+        }
+    }
+
+    #[inline]
+    fn get(&mut self, bits: u64, miss: impl FnOnce() -> u32) -> u32 {
+        // Fibonacci hashing: the top bits of the product depend on every bit.
+        let b = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - MEMO_BITS)) as usize;
+        if self.slots[b] != UNCOUNTED && self.keys[b] == bits {
+            return self.slots[b];
+        }
+        let slot = miss();
+        self.keys[b] = bits;
+        self.slots[b] = slot;
+        slot
+    }
 }
 
 impl Index {
@@ -230,6 +271,7 @@ impl Index {
             pos: vec![None; DECADES],
             neg: vec![None; DECADES],
             special: [UNCOUNTED; 6],
+            memo: Memo::default(),
         }
     }
 
@@ -303,18 +345,34 @@ pub fn slots(
     out.resize(n, UNCOUNTED);
     let values = a.values();
     let t: &Table = &TABLE;
-    match a.nulls().filter(|nulls| nulls.null_count() > 0) {
-        None => {
-            for i in (0..n).filter(|&i| counted[i]) {
-                out[i] = index.slot(Some(Bucket::of_in(values[i], t)));
-            }
+    let nulls = a.nulls().filter(|nulls| nulls.null_count() > 0);
+    let mut memo = std::mem::take(&mut index.memo);
+    if memo.rest > 0 {
+        memo.rest -= 1;
+        for i in (0..n).filter(|&i| counted[i]) {
+            let valid = nulls.is_none_or(|nulls| nulls.is_valid(i));
+            out[i] = index.slot(valid.then(|| Bucket::of_in(values[i], t)));
         }
-        Some(nulls) => {
-            for i in (0..n).filter(|&i| counted[i]) {
-                out[i] = index.slot(nulls.is_valid(i).then(|| Bucket::of_in(values[i], t)));
+    } else {
+        memo.ready();
+        let (mut looked, mut misses) = (0, 0);
+        for i in (0..n).filter(|&i| counted[i]) {
+            if nulls.is_some_and(|nulls| nulls.is_null(i)) {
+                out[i] = index.slot(None);
+                continue;
             }
+            let x = values[i];
+            looked += 1;
+            out[i] = memo.get(x.to_bits(), || {
+                misses += 1;
+                index.slot(Some(Bucket::of_in(x, t)))
+            });
+        }
+        if misses * 2 > looked {
+            memo.rest = MEMO_REST;
         }
     }
+    index.memo = memo;
     Ok(())
 }
 
@@ -496,6 +554,45 @@ mod tests {
             3,
             "5, null, [7800, 7810): -3 was not counted"
         );
+    }
+
+    #[test]
+    fn values_found_by_their_bits_or_searched_get_their_buckets_slot() {
+        use datafusion::arrow::array::Float64Array;
+        let mut seed = 5;
+        let mut index = Index::new();
+        let mut out = Vec::new();
+        // Repeating values (the memo finds them; 500 of them in its 1,024 buckets, some
+        // sharing one),
+        // then values that never repeat (it goes to rest), then repeating ones again (found
+        // by the search while it rests), with nulls and rows not counted.
+        let batches: Vec<Vec<Option<f64>>> = vec![
+            (0..6000)
+                .map(|i| (i % 11 != 0).then(|| f64::from(i % 500) * 1.5))
+                .collect(),
+            (0..6000)
+                .map(|_| Some(crate::tests::lcg(&mut seed) * 1e4 - 10.0))
+                .collect(),
+            (0..6000).map(|i| Some(f64::from(i % 37) - 3.0)).collect(),
+        ];
+        for (b, xs) in batches.iter().enumerate() {
+            let col: ArrayRef = std::sync::Arc::new(Float64Array::from(xs.clone()));
+            let counted: Vec<bool> = (0..xs.len()).map(|i| i % 7 != 3).collect();
+            slots(&col, &counted, &mut index, &mut out).unwrap();
+            for (i, x) in xs.iter().enumerate() {
+                if !counted[i] {
+                    assert_eq!(out[i], UNCOUNTED);
+                } else {
+                    let want = x.map(Bucket::of);
+                    assert_eq!(
+                        index.keys[out[i] as usize], want,
+                        "batch {b} row {i}: {x:?}"
+                    );
+                }
+            }
+            let resting = index.memo.rest > 0;
+            assert_eq!(resting, b >= 1, "batch {b}");
+        }
     }
 
     #[test]
