@@ -433,7 +433,13 @@ struct Scratch {
 /// Whether `codes` codes are few enough for lanes over `rows` rows: at most a quarter as many
 /// lanes as rows, so that zeroing and folding them costs less than the rows.
 fn laned(codes: usize, rows: usize) -> bool {
-    (codes + 1) * 2 * LANES * 4 <= rows
+    codes <= max_laned(rows)
+}
+
+/// The most codes that are few enough for lanes over `rows` rows (see [`laned`]): with the
+/// one kept for rows not counted, `2 * LANES` lanes each, a quarter as many lanes as rows.
+fn max_laned(rows: usize) -> usize {
+    (rows / (2 * LANES * 4)).saturating_sub(1)
 }
 
 /// Sums the rows by `(code, side)` in [`LANES`] partial sums each (see [`add_cells_of_rows`]):
@@ -526,12 +532,12 @@ impl FieldCounts {
             code_slots,
         } = scratch;
         // A column of few values known up front (a small dictionary, booleans): rows summed
-        // by code, each code looked up once.
-        let max_codes = (rows.side.len() / (2 * LANES * 4)).saturating_sub(2);
+        // by code, each code looked up once. A dictionary's codes are its values and null.
+        let max_values = max_laned(rows.side.len()).saturating_sub(1);
         if self.fine.is_none()
             && self.bins.is_none()
             && !self.numeric
-            && let Some(last) = values::small_codes(col, &rows.counted, max_codes, codes)
+            && let Some(last) = values::small_codes(col, &rows.counted, max_values, codes)
             && laned(last, codes.len())
         {
             sum_in_lanes(codes, last, usize::from, rows, lanes);

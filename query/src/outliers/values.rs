@@ -158,6 +158,30 @@ struct KeySlots {
     slots: Vec<u32>,
 }
 
+impl KeySlots {
+    /// The key slots `memo` kept, while `values` is the dictionary they were for; else none
+    /// yet.
+    fn of(memo: &mut FieldMemo, values: &ArrayRef) -> KeySlots {
+        match memo.dictionary.take() {
+            Some(d) if same_memory(&d.values, values) => d,
+            _ => KeySlots {
+                values: values.clone(),
+                slots: vec![UNCOUNTED; values.len()],
+            },
+        }
+    }
+
+    /// The slot of key `k` (its value read from `text`, the values [`as_text`]), looked up
+    /// the first time; `None` when `k` is no key of the dictionary.
+    fn slot(&mut self, text: &ArrayRef, k: usize, slots: &mut impl Slots) -> Option<u32> {
+        let s = self.slots.get_mut(k)?;
+        if *s == UNCOUNTED {
+            *s = slots.slot(text_at(text, k));
+        }
+        Some(*s)
+    }
+}
+
 /// Whether `a` and `b` are the same values in the same memory: the same type, length and
 /// offset over the same buffers. The reader wraps a chunk's one dictionary in a new array for
 /// every batch (the array is rebuilt from its buffers), so the arrays are not the same `Arc`;
@@ -280,30 +304,18 @@ pub fn sized_slots(
         DataType::Dictionary(..) => {
             let a = col.as_any_dictionary();
             let values = a.values();
-            let mut known = match memo.dictionary.take() {
-                Some(d) if same_memory(&d.values, values) => d,
-                _ => KeySlots {
-                    values: values.clone(),
-                    slots: vec![UNCOUNTED; values.len()],
-                },
-            };
+            let mut known = KeySlots::of(memo, values);
             // Read as text, as `for_each` reads a dictionary; each key looked up on its
             // first counted row.
             let text = as_text(values)?;
             // The slot of a key, `None` for a null one.
             let mut null = None;
-            let mut of_key =
-                |k: Option<usize>| match k.and_then(|k| Some((k, known.slots.get_mut(k)?))) {
-                    Some((k, s)) => {
-                        if *s == UNCOUNTED {
-                            *s = slots.slot(text_at(&text, k));
-                        }
-                        *s
-                    }
-                    // Null (or not a key of this dictionary: arrow's arrays are checked, so not
-                    // expected).
-                    None => *null.get_or_insert_with(|| slots.slot(ValueRef::Null)),
-                };
+            let mut of_key = |k: Option<usize>| match k.and_then(|k| known.slot(&text, k, slots)) {
+                Some(s) => s,
+                // Null (or not a key of this dictionary: arrow's arrays are checked, so not
+                // expected).
+                None => *null.get_or_insert_with(|| slots.slot(ValueRef::Null)),
+            };
             if let Some(d) = col.as_dictionary_opt::<Int32Type>() {
                 // The reader's keys (see `table::Strings::Dictionaries`), read in place.
                 let keys = d.keys().values();
@@ -418,24 +430,13 @@ pub fn code_slots(
                 return internal_err!("code_slots: {} has no codes", col.data_type());
             };
             let values = d.values();
-            let mut known = match memo.dictionary.take() {
-                Some(d) if same_memory(&d.values, values) => d,
-                _ => KeySlots {
-                    values: values.clone(),
-                    slots: vec![UNCOUNTED; values.len()],
-                },
-            };
+            let mut known = KeySlots::of(memo, values);
             let text = as_text(values)?;
             for code in (0..codes).filter(|&c| used(c)) {
-                out[code] = match known.slots.get_mut(code) {
-                    Some(s) => {
-                        if *s == UNCOUNTED {
-                            *s = slots.slot(text_at(&text, code));
-                        }
-                        *s
-                    }
-                    None => slots.slot(ValueRef::Null),
-                };
+                // The code past the keys is null.
+                out[code] = known
+                    .slot(&text, code, slots)
+                    .unwrap_or_else(|| slots.slot(ValueRef::Null));
             }
             memo.dictionary = Some(known);
         }
