@@ -1,5 +1,6 @@
 //! The `loupe` command: parses arguments and wires the crates together. Nothing else lives here.
 
+mod allocator;
 mod auth;
 mod cli;
 mod config;
@@ -19,10 +20,8 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command, SamplingCommand, SloCommand};
 use config::Config;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
+    allocator::configure();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -10,8 +10,8 @@
 //! SQL='SELECT ...' cargo bench -p loupe-bench --bench query_speed   # time one query in loupe
 //! ```
 //!
-//! 1. **Data** (untimed; kept under `<target>/bench-data/query-<EVENTS>` and reused while its
-//!    marker says it was built by the same recipe). The standard wide-event generator (seed 42,
+//! 1. **Data** (untimed; kept under `<target>/bench-data/query-<EVENTS>`, or under `BENCH_DATA`
+//!    when set, and reused while its marker says it was built by the same recipe). The standard wide-event generator (seed 42,
 //!    4,000 events/s) goes through a sampler as a collector would apply it: errors and requests
 //!    over 500 ms kept at rate 1, the rest fixed 1-in-4 by trace id. So `sample_rate` varies
 //!    (1 or 4) and the weighted answers differ from the unweighted ones. `EVENTS` kept events
@@ -29,6 +29,7 @@
 //!    file metadata cache and DuckDB's are empty; the OS page cache is warm for both, as the
 //!    data was just written or read), then `RUNS` (default 5) **warm** runs, of which the median
 //!    is reported. Both use every core (DataFusion's `target_partitions`, DuckDB's threads).
+//!    loupe runs with `loupe serve`'s allocator and its option (`src/allocator.rs`).
 //! 3. **Agreement**: the harness checks that the two engines' answers agree (top users'
 //!    weighted counts exactly, weighted p99s within loupe's stated 1%), so the comparison is
 //!    of the same work.
@@ -53,8 +54,11 @@ use loupe_query::QueryEngine;
 use loupe_sampling::{DatasetSampler, SamplingConfig};
 use loupe_store::{Catalog, DatasetName, Store, compact, fsutil};
 
+/// `loupe serve`'s allocator and its option, so the queries are timed as the server runs them.
+#[path = "../../src/allocator.rs"]
+mod allocator;
 mod common;
-use common::{Res, SAMPLING, env_usize, mark_complete, reuse_data, target_dir, write_files};
+use common::{Res, SAMPLING, bench_data, env_usize, mark_complete, reuse_data, write_files};
 #[path = "query_speed/outliers.rs"]
 mod outliers;
 
@@ -345,12 +349,11 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() -> Res<()> {
+    allocator::configure();
     // `cargo bench` passes `--bench`; a filter argument is not supported by this harness.
     let events = env_usize("EVENTS", 10_000_000);
     let runs = env_usize("RUNS", 5).max(1);
-    let root = target_dir()
-        .join("bench-data")
-        .join(format!("query-{events}"));
+    let root = bench_data().join(format!("query-{events}"));
     data(&root, events)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()

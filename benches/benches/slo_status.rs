@@ -8,8 +8,8 @@
 //! SQL='SELECT ...' cargo bench -p loupe-bench --bench slo_status   # time one query over the data
 //! ```
 //!
-//! 1. **Data** (untimed; kept under `<target>/bench-data/slo-<EPS>eps-<DAYS>d` and reused while
-//!    its marker says it was built by the same recipe). The standard wide-event generator
+//! 1. **Data** (untimed; kept under `<target>/bench-data/slo-<EPS>eps-<DAYS>d`, or under
+//!    `BENCH_DATA` when set, and reused while its marker says it was built by the same recipe). The standard wide-event generator
 //!    (seed 42, `EPS` events/s, default 4) over `DAYS` days (default 30) and 5h17m more, through
 //!    a sampler as a collector applies it: errors and requests over 500 ms kept at rate 1, the
 //!    rest fixed 1-in-4, so `sample_rate` varies (1 or 4) and weighted answers differ from
@@ -66,7 +66,7 @@ use loupe_sampling::{DatasetSampler, SamplingConfig};
 use loupe_store::{Catalog, DatasetDir, DatasetName, Partition, Store, fsutil};
 
 mod common;
-use common::{Res, SAMPLING, env_usize, mark_complete, reuse_data, target_dir, write_files};
+use common::{Res, SAMPLING, bench_data, env_usize, mark_complete, reuse_data, write_files};
 #[path = "slo_status/baseline.rs"]
 mod baseline;
 #[path = "slo_status/definitions.rs"]
@@ -355,9 +355,7 @@ fn main() -> Res<()> {
     // `cargo bench` passes `--bench`; a filter argument is not supported by this harness.
     let recipe = Recipe::from_env();
     let runs = env_usize("RUNS", 5).max(1);
-    let root = target_dir()
-        .join("bench-data")
-        .join(format!("slo-{}eps-{}d", recipe.eps, recipe.days));
+    let root = bench_data().join(format!("slo-{}eps-{}d", recipe.eps, recipe.days));
     data(&root, &recipe)?;
     let now = recipe.now_us;
     let store = Store::new(&root);

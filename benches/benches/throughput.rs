@@ -69,6 +69,10 @@
 //! directory), `THROUGHPUT_JSON` (where the JSON goes), `SERVER_CONFIG` (a `loupe.toml` for the
 //! server instead of its defaults: what-if runs; the table then says so).
 
+/// `loupe serve`'s allocator and its option, so the ceiling and the server compare like for like.
+#[path = "../../src/allocator.rs"]
+mod allocator;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -82,10 +86,6 @@ use loupe_collector::{CollectorConfig, Encoding, decompress};
 use loupe_event::{BodyFormat, ValidEvent, for_each_event};
 use loupe_store::{Catalog, DatasetName, Partition, Store, events_to_batch, write_parquet};
 use serde_json::json;
-
-/// The same allocator as `loupe serve`, so the ceiling and the server compare like for like.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DATASET: &str = "bench";
 /// Timestamps of the corpus advance as if events arrived at this rate.
@@ -760,6 +760,7 @@ fn met(ok: bool) -> &'static str {
 }
 
 fn main() {
+    allocator::configure();
     // `cargo bench` passes `--bench`; a filter that is not ours means another bench was asked for.
     if std::env::args()
         .skip(1)

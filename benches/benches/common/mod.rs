@@ -57,13 +57,19 @@ pub(crate) fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The build's target directory (the bench binary lives in `<target>/release/deps`).
-pub(crate) fn target_dir() -> PathBuf {
+/// Where the benches keep the data they generate: `BENCH_DATA`, or `bench-data` in the build's
+/// target directory (the bench binary lives in `<target>/release/deps`). The variable is for a
+/// binary copied out of `target/` (to compare two builds, see `benches/ab_outliers.sh`), which
+/// would otherwise look three directories above wherever it was copied to.
+pub(crate) fn bench_data() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BENCH_DATA") {
+        return PathBuf::from(dir);
+    }
     let exe = std::env::current_exe().expect("own path");
     exe.ancestors()
         .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"))
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+        .join("bench-data")
 }
 
 /// Writes `events` (drained) as one file per hour partition they fall in, named after `file`,
