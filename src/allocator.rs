@@ -22,14 +22,14 @@ const PURGE_DECOMMITS_ENV: &str = "MIMALLOC_PURGE_DECOMMITS";
 /// Sets mimalloc's options; call first thing in `main`, before any other thread starts.
 ///
 /// Memory mimalloc has held free for a while (`purge_delay`, 1 s) is purged, by default
-/// decommitted: `madvise(MADV_DONTNEED)`, so the next use of it faults and the kernel zeroes
-/// each page again. The outliers question frees and reallocates its batches' memory all along
-/// a pass, and that refaulting was 18% of its CPU time (`clear_page_erms` under `perf`): 10-15%
-/// slower than with glibc's allocator (README, "Outliers"). With `purge_decommits` off a purge
-/// resets instead (`MADV_FREE`): the kernel still takes the pages back when memory runs short,
-/// but memory reused before then is not faulted in or zeroed again. Never purging
-/// (`purge_delay = -1`) was as fast, but would keep a large query's peak for the life of the
-/// server; this keeps it only while nothing else wants it.
+/// decommitted: `madvise(MADV_DONTNEED)`, so the next use of it faults and the kernel zeroes each
+/// page again. The outliers question frees and reallocates its batches' memory all along a pass,
+/// and that refaulting was 18% of its CPU time (`clear_page_erms` under `perf`): 10-15% slower than
+/// with glibc's allocator (README, "What do the slow requests have in common?"). With
+/// `purge_decommits` off a purge resets instead (`MADV_FREE`): the kernel still takes the pages
+/// back when memory runs short, but memory reused before then is not faulted in or zeroed again.
+/// Never purging (`purge_delay = -1`) was as fast, but would keep a large query's peak for the life
+/// of the server; this keeps it only while nothing else wants it.
 pub(crate) fn configure() {
     if std::env::var_os(PURGE_DECOMMITS_ENV).is_none() {
         // SAFETY: `mi_option_set` stores a value in mimalloc's table of options, which its

@@ -11,14 +11,14 @@
 //! ```
 //!
 //! 1. **Data** (untimed; kept under `<target>/bench-data/query-<EVENTS>`, or under `BENCH_DATA`
-//!    when set, and reused while its marker says it was built by the same recipe). The standard wide-event generator (seed 42,
-//!    4,000 events/s) goes through a sampler as a collector would apply it: errors and requests
-//!    over 500 ms kept at rate 1, the rest fixed 1-in-4 by trace id. So `sample_rate` varies
-//!    (1 or 4) and the weighted answers differ from the unweighted ones. `EVENTS` kept events
-//!    (default 10,000,000, from ~37M generated: about 2.6 hours, 3-4 hour partitions) are
-//!    written by the store's own writer (`events_to_batch`, `write_parquet`) in files of 50,000
-//!    rows, then each hour partition is merged into one file by the store's compaction
-//!    (`compact::merge`): the layout a running collector converges to.
+//!    when set, and reused while its marker says it was built by the same recipe). The standard
+//!    wide-event generator (seed 42, 4,000 events/s) goes through a sampler as a collector would
+//!    apply it: errors and requests over 500 ms kept at rate 1, the rest fixed 1-in-4 by trace id.
+//!    So `sample_rate` varies (1 or 4) and the weighted answers differ from the unweighted ones.
+//!    `EVENTS` kept events (default 10,000,000, from ~37M generated: about 2.6 hours, 3-4 hour
+//!    partitions) are written by the store's own writer (`events_to_batch`, `write_parquet`) in
+//!    files of 50,000 rows, then each hour partition is merged into one file by the store's
+//!    compaction (`compact::merge`): the layout a running collector converges to.
 //! 2. **Queries** (timed). Five analyst questions, in loupe's SQL (weighted functions) and in
 //!    DuckDB's (the same answers written out: sums of `sample_rate`, and the exact weighted
 //!    quantile through a window, since DuckDB has no weighted quantile):

@@ -9,13 +9,13 @@
 //! ```
 //!
 //! 1. **Data** (untimed; kept under `<target>/bench-data/slo-<EPS>eps-<DAYS>d`, or under
-//!    `BENCH_DATA` when set, and reused while its marker says it was built by the same recipe). The standard wide-event generator
-//!    (seed 42, `EPS` events/s, default 4) over `DAYS` days (default 30) and 5h17m more, through
-//!    a sampler as a collector applies it: errors and requests over 500 ms kept at rate 1, the
-//!    rest fixed 1-in-4, so `sample_rate` varies (1 or 4) and weighted answers differ from
-//!    unweighted ones. An incident is planted: `checkout` fails 30% of its events in the last
-//!    45 minutes (a page-worthy burn). Each hour partition is written as one file by the
-//!    store's own writer (the layout compaction leaves). `now` is the end of the data.
+//!    `BENCH_DATA` when set, and reused while its marker says it was built by the same recipe). The
+//!    standard wide-event generator (seed 42, `EPS` events/s, default 4) over `DAYS` days (default
+//!    30) and 5h17m more, through a sampler as a collector applies it: errors and requests over
+//!    500 ms kept at rate 1, the rest fixed 1-in-4, so `sample_rate` varies (1 or 4) and weighted
+//!    answers differ from unweighted ones. An incident is planted: `checkout` fails 30% of its
+//!    events in the last 45 minutes (a page-worthy burn). Each hour partition is written as one
+//!    file by the store's own writer (the layout compaction leaves). `now` is the end of the data.
 //! 2. **SLOs** (`slo_status/definitions.rs`): 20 OpenSLO v1 definitions over that dataset,
 //!    per service and per route: availability (`Occurrences`, rolling 30d, one with `bad` and
 //!    one with two objectives), latency (`thresholdMetric`, `op: lte`), `Timeslices` and
