@@ -298,31 +298,6 @@ impl Combos {
         })
     }
 
-    /// Each candidate's rows (alone or with others), and all rows'.
-    fn singles_and_all(&self) -> (Vec<Entry>, Entry) {
-        let k = self.terms.len();
-        let (in_sets, all_sets) = self.walk(
-            || (vec![Entry::default(); k], Entry::default()),
-            |(singles, all), set, e| {
-                *all = all.plus(e);
-                for i in ones(set).filter(|&i| i < k) {
-                    singles[i] = singles[i].plus(e);
-                }
-            },
-            |(singles, all), (part, part_all)| {
-                add_all(singles, &part);
-                *all = all.plus(&part_all);
-            },
-        );
-        let singles = self.low[1..]
-            .iter()
-            .zip(&in_sets)
-            .map(|(low, sets)| low.plus(sets))
-            .collect();
-        let all = self.low.iter().fold(all_sets, |a, e| a.plus(e));
-        (singles, all)
-    }
-
     /// The `[selection, baseline]` cells of the events two findings share, for every pair
     /// `(i, j)`, `i < j`, of `findings` (each the set of its candidates: their union is the
     /// shared events' conjunction). One walk over the sets: each is matched against every
@@ -357,30 +332,55 @@ impl Combos {
         out
     }
 
-    /// Every pair's rows, `pairs[x * k + y]` for `x < y`.
-    fn pairs(&self) -> Vec<Entry> {
+    /// Every pair's rows, each candidate's (alone or with others) and all rows', in one walk
+    /// over the sets (each walk reads all of them from memory, a million or more).
+    fn sums(&self) -> Sums {
         let k = self.terms.len();
-        let (pairs, _) = self.walk(
-            || (vec![Entry::default(); k * k], Vec::with_capacity(k)),
-            |(pairs, bits), set, e| {
+        let init = || Sums {
+            pairs: vec![Entry::default(); k * k],
+            singles: vec![Entry::default(); k],
+            all: Entry::default(),
+        };
+        let (in_sets, _) = self.walk(
+            || (init(), Vec::with_capacity(k)),
+            |(sums, bits), set, e| {
+                sums.all = sums.all.plus(e);
                 bits.clear();
-                bits.extend(ones(set));
+                bits.extend(ones(set).filter(|&i| i < k));
                 for (i, &x) in bits.iter().enumerate() {
+                    sums.singles[x] = sums.singles[x].plus(e);
                     for &y in &bits[i + 1..] {
-                        let p = &mut pairs[x * k + y];
+                        let p = &mut sums.pairs[x * k + y];
                         *p = p.plus(e);
                     }
                 }
             },
-            |(pairs, _), (part, _)| add_all(pairs, &part),
+            |(sums, _), (part, _)| {
+                add_all(&mut sums.pairs, &part.pairs);
+                add_all(&mut sums.singles, &part.singles);
+                sums.all = sums.all.plus(&part.all);
+            },
         );
-        pairs
+        // The rows of one candidate or none are in `low`, not in the sets.
+        Sums {
+            singles: self.low[1..]
+                .iter()
+                .zip(&in_sets.singles)
+                .map(|(low, sets)| low.plus(sets))
+                .collect(),
+            all: self.low.iter().fold(in_sets.all, |a, e| a.plus(e)),
+            pairs: in_sets.pairs,
+        }
     }
 
     /// The cells of every triple that extends one of `seeds` (pairs, `x < y`) by a third
     /// candidate. A triple is counted once per set, through the first of its pairs that is a
     /// seed.
     fn triples(&self, seeds: &[(usize, usize)]) -> HashMap<[usize; 3], Entry> {
+        if seeds.is_empty() {
+            // No pair to extend: nothing to walk the sets for.
+            return HashMap::new();
+        }
         let seed_rank: HashMap<(usize, usize), usize> =
             seeds.iter().enumerate().map(|(r, &p)| (p, r)).collect();
         let (out, _) = self.walk(
@@ -467,8 +467,11 @@ impl Combos {
         t: &Thresholds,
     ) -> Ranked {
         let k = self.terms.len();
-        let pairs = self.pairs();
-        let (single_rows, all) = self.singles_and_all();
+        let Sums {
+            pairs,
+            singles: single_rows,
+            all,
+        } = self.sums();
         // The candidates alone: their cells as counted (the same rows), their measure's sums
         // from here.
         let single: Vec<Entry> = single
@@ -638,6 +641,16 @@ impl Combos {
             single_shifts,
         }
     }
+}
+
+/// What [`Combos::sums`] adds up over the sets.
+#[derive(Debug, Clone, PartialEq)]
+struct Sums {
+    /// `pairs[x * k + y]` for `x < y`: the rows with both candidates.
+    pairs: Vec<Entry>,
+    /// Each candidate's rows, alone or with others.
+    singles: Vec<Entry>,
+    all: Entry,
 }
 
 /// The cells of the events findings `(i, j)` share (see [`Combos::intersections`]).
@@ -867,7 +880,7 @@ mod tests {
         // Only a and b are left; the sets with both merge, the others are gone.
         assert_eq!(combos.terms, terms[..2]);
         assert_eq!(combos.sets.len(), 1);
-        assert_eq!(combos.pairs()[1].cells, cells(7, 7));
+        assert_eq!(combos.sums().pairs[1].cells, cells(7, 7));
         // A partition that kept all four merges on the two.
         let mut other = Combos::new(terms.clone(), false);
         other.sets.insert(bit(0) | bit(1) | bit(3), &rows(1, 1));
@@ -875,7 +888,7 @@ mod tests {
         combos.merge(other);
         assert_eq!(combos.terms.len(), 2);
         assert_eq!(combos.sets.len(), 1);
-        assert_eq!(combos.pairs()[1].cells, cells(8, 8));
+        assert_eq!(combos.sums().pairs[1].cells, cells(8, 8));
     }
 
     #[test]
@@ -987,7 +1000,7 @@ mod tests {
         };
         // The candidates' cells and the totals, as the counting pass gives them: every row
         // is kept when there is a measure.
-        let (singles, all) = counted(true).singles_and_all();
+        let Sums { singles, all, .. } = counted(true).sums();
         let single: Vec<[Cell; 2]> = singles.iter().map(|e| e.cells).collect();
         let [selection, baseline] = all.cells;
         assert_eq!(selection.rows + baseline.rows, batch.num_rows() as u64);
@@ -1080,8 +1093,11 @@ mod tests {
             .unwrap();
             combos.add(&batch, &[None, None, None]).unwrap();
         }
-        // Directly: each row into every pair and triple of the candidates it holds.
+        // Directly: each row into all, and into every candidate, pair and triple of the
+        // candidates it holds.
         let k = terms.len();
+        let mut all = Entry::default();
+        let mut singles = vec![Entry::default(); k];
         let mut pairs = vec![Entry::default(); k * k];
         let mut triples: HashMap<[usize; 3], Entry> = HashMap::new();
         for (sel, w, fields, d) in &rows {
@@ -1091,7 +1107,9 @@ mod tests {
                 .collect();
             let mut one = Entry::default();
             one.add(usize::from(!sel), *w, Some(shift::log_measure(*d)));
+            all = all.plus(&one);
             for (i, &x) in bits.iter().enumerate() {
+                singles[x] = singles[x].plus(&one);
                 for &y in &bits[i + 1..] {
                     pairs[x * k + y] = pairs[x * k + y].plus(&one);
                 }
@@ -1110,11 +1128,18 @@ mod tests {
             }) && close(got.moments.wy, want.moments.wy)
                 && close(got.moments.w2y2, want.moments.w2y2)
         };
-        let got = combos.pairs();
+        let got = combos.sums();
         assert!(pairs.iter().any(|p| p.cells[0].rows > 0));
-        for (g, w) in got.iter().zip(&pairs) {
+        for (g, w) in got
+            .pairs
+            .iter()
+            .zip(&pairs)
+            .chain(got.singles.iter().zip(&singles))
+        {
             assert!(same(g, w), "{g:?} vs {w:?}");
         }
+        assert!(same(&got.all, &all), "{:?} vs {all:?}", got.all);
+        assert_eq!(all.cells[0].rows + all.cells[1].rows, n as u64);
         // Every pair of different fields is a seed: every triple is counted once.
         let seeds: Vec<(usize, usize)> = (0..k)
             .flat_map(|x| (x + 1..k).map(move |y| (x, y)))
@@ -1163,8 +1188,7 @@ mod tests {
         }
         // Kept apart: no set was inserted into the first partition's table.
         assert_eq!(merged.merged.len(), 2);
-        assert_eq!(merged.pairs(), whole.pairs());
-        assert_eq!(merged.singles_and_all(), whole.singles_and_all());
+        assert_eq!(merged.sums(), whole.sums());
         let seeds = [(0, 1), (1, 2), (0, 3)];
         let sorted = |c: &Combos| {
             let mut t: Vec<([usize; 3], Entry)> = c.triples(&seeds).into_iter().collect();
