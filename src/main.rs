@@ -23,6 +23,9 @@ use config::Config;
 fn main() -> anyhow::Result<()> {
     allocator::configure();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        allocator::for_one_shot();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("LOUPE_LOG")
