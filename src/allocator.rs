@@ -83,8 +83,8 @@ mod tests {
     /// `configure` turns `purge_decommits` off (mimalloc's default is 1), and `PURGE_DECOMMITS`
     /// is the option mimalloc reads from `MIMALLOC_PURGE_DECOMMITS`: this test binary, run again
     /// with that variable at 0, reads 0 at that number (a number naming another option would
-    /// read that option's value: 1, 2, 1000, ...). Items are local to the test: the benches
-    /// include this file, and their builds have no tests.
+    /// read that option's value: 1, 2, 1000, ...). Its own items are local to it: the benches
+    /// include this file, and build this module without its tests.
     #[test]
     fn configure_sets_the_option_the_environment_names() {
         #[allow(unsafe_code)]
@@ -108,17 +108,30 @@ mod tests {
         super::configure();
         assert_eq!(purge_decommits(), 0);
 
-        let name = "allocator::tests::configure_sets_the_option_the_environment_names";
-        let out = std::process::Command::new(std::env::current_exe().expect("own path"))
-            .args(["--exact", name, "--nocapture"])
-            .env(CHILD, "1")
-            .env(super::PURGE_DECOMMITS_ENV, "0")
-            .output()
-            .expect("run the test binary again");
+        run_alone(
+            "allocator::tests::configure_sets_the_option_the_environment_names",
+            &[(CHILD, Some("1")), (super::PURGE_DECOMMITS_ENV, Some("0"))],
+        );
+    }
+
+    /// Runs this test binary again for the one test `name`, with `env` set (`Some`) or removed
+    /// (`None`), and asserts that it ran and passed: a case that needs a process of its own.
+    // The benches include this file and build this module without its tests.
+    #[allow(dead_code)]
+    fn run_alone(name: &str, env: &[(&str, Option<&str>)]) {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("own path"));
+        child.args(["--exact", name, "--nocapture"]);
+        for (k, v) in env {
+            match v {
+                Some(v) => child.env(k, v),
+                None => child.env_remove(k),
+            };
+        }
+        let out = child.output().expect("run the test binary again");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && stdout.contains("1 passed"),
-            "the child: {stdout}{}",
+            "{name} with {env:?}: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -153,21 +166,7 @@ mod tests {
         let name =
             "allocator::tests::for_one_shot_turns_huge_pages_off_unless_the_environment_names_them";
         for allow in [None, Some("1")] {
-            let mut child = std::process::Command::new(std::env::current_exe().expect("own path"));
-            child
-                .args(["--exact", name, "--nocapture"])
-                .env(CHILD, "1")
-                .env_remove(super::ALLOW_THP_ENV);
-            if let Some(v) = allow {
-                child.env(super::ALLOW_THP_ENV, v);
-            }
-            let out = child.output().expect("run the test binary again");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("1 passed"),
-                "MIMALLOC_ALLOW_THP={allow:?}: {stdout}{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            run_alone(name, &[(CHILD, Some("1")), (super::ALLOW_THP_ENV, allow)]);
         }
     }
 }
