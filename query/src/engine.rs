@@ -40,6 +40,8 @@ pub const SCHEMA: &str = "public";
 #[derive(Clone)]
 pub struct QueryEngine {
     ctx: SessionContext,
+    /// The store the datasets are in, for what a query reads beside its files (summaries).
+    store: Store,
     config: QueryConfig,
     /// Where queries execute; `None`: on the caller's runtime.
     executor: Option<Executor>,
@@ -99,7 +101,12 @@ impl QueryEngine {
         );
         let catalog = MemoryCatalogProvider::new();
         catalog
-            .register_schema(SCHEMA, Arc::new(StoreSchema { store }))
+            .register_schema(
+                SCHEMA,
+                Arc::new(StoreSchema {
+                    store: store.clone(),
+                }),
+            )
             .expect("memory catalog accepts schemas");
         ctx.register_catalog(CATALOG, Arc::new(catalog));
         crate::weighted::register(&ctx);
@@ -108,6 +115,7 @@ impl QueryEngine {
             "outliers",
             Arc::new(crate::outliers::table_fn::OutliersFunction {
                 config: config.clone(),
+                store: store.clone(),
             }),
         );
         // Listings that see a partition's old file set or its new one, whole (see `LocalStore`).
@@ -117,6 +125,7 @@ impl QueryEngine {
         );
         QueryEngine {
             ctx,
+            store,
             config,
             executor,
         }
@@ -124,9 +133,10 @@ impl QueryEngine {
 
     /// An engine over the session a query runs in (a table function's), on the caller's
     /// runtime: what it runs shares that session's catalog and functions.
-    pub(crate) fn within(state: SessionState, config: QueryConfig) -> Self {
+    pub(crate) fn within(state: SessionState, store: Store, config: QueryConfig) -> Self {
         QueryEngine {
             ctx: SessionContext::new_with_state(state),
+            store,
             config,
             executor: None,
         }
@@ -134,6 +144,10 @@ impl QueryEngine {
 
     pub fn config(&self) -> &QueryConfig {
         &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The read-only rules: no DDL (`CREATE`, `DROP`), no DML (`INSERT`, `COPY ... TO`), no

@@ -93,7 +93,72 @@ pub fn dataset_table_reading(dir: &DatasetDir, strings: Strings) -> crate::Resul
     Ok(DatasetTable {
         inner: Arc::new(inner),
         strings,
+        files: Files::All,
     })
+}
+
+/// Which of a dataset's files a table reads, by their paths in the dataset's directory
+/// (`date=2026-11-23/hour=04/<id>.parquet`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Files {
+    #[default]
+    All,
+    Only(Vec<String>),
+    Except(Vec<String>),
+}
+
+impl Files {
+    /// Whether the file at `path` (the whole path, which ends with the one in the dataset)
+    /// is read.
+    fn keeps(&self, path: &str) -> bool {
+        let named = |names: &[String]| {
+            names.iter().any(|n| {
+                path.strip_suffix(n.as_str())
+                    .is_some_and(|head| head.is_empty() || head.ends_with('/'))
+            })
+        };
+        match self {
+            Files::All => true,
+            Files::Only(names) => named(names),
+            Files::Except(names) => !named(names),
+        }
+    }
+}
+
+/// `plan` (the listing table's scan) reading only the files `files` keeps. The listing dealt
+/// the files (in byte ranges) out to its partitions; the ranges kept are dealt out again,
+/// largest first to the partition with the fewest bytes, so that a pass over some files
+/// still keeps every core busy. The rows' order across files is not kept (no fold of the
+/// outliers needs it), so the plan no longer claims one.
+fn choose_files(plan: Arc<dyn ExecutionPlan>, files: &Files) -> DfResult<Arc<dyn ExecutionPlan>> {
+    if *files == Files::All {
+        return Ok(plan);
+    }
+    let Some(config) = plan
+        .downcast_ref::<DataSourceExec>()
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
+    else {
+        return Ok(plan);
+    };
+    let mut config = config.clone();
+    let mut kept: Vec<_> = config
+        .file_groups
+        .iter()
+        .flat_map(|g| g.iter())
+        .filter(|f| files.keeps(f.path().as_ref()))
+        .cloned()
+        .collect();
+    kept.sort_by_key(|f| std::cmp::Reverse(f.effective_size()));
+    let mut groups: Vec<(u64, Vec<_>)> = vec![(0, Vec::new()); config.file_groups.len().max(1)];
+    for f in kept {
+        if let Some(g) = groups.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            g.0 += f.effective_size();
+            g.1.push(f);
+        }
+    }
+    config.file_groups = groups.into_iter().map(|(_, f)| FileGroup::new(f)).collect();
+    config.output_ordering = Vec::new();
+    Ok(DataSourceExec::from_data_source(config))
 }
 
 /// Wraps the listing table to turn `timestamp` bounds into `date`/`hour` partition filters, so
@@ -102,6 +167,7 @@ pub fn dataset_table_reading(dir: &DatasetDir, strings: Strings) -> crate::Resul
 pub struct DatasetTable {
     inner: Arc<ListingTable>,
     strings: Strings,
+    files: Files,
 }
 
 #[async_trait]
@@ -131,6 +197,7 @@ impl TableProvider for DatasetTable {
         let mut filters = filters.to_vec();
         filters.extend(partition_filters(&filters));
         let plan = self.inner.scan(state, projection, &filters, limit).await?;
+        let plan = choose_files(plan, &self.files)?;
         match self.strings {
             Strings::Views => Ok(plan),
             Strings::Dictionaries => read_as_dictionaries(state, plan).await,
@@ -298,7 +365,9 @@ pub fn partition_filters(filters: &[Expr]) -> Vec<Expr> {
 /// `read_dictionaries('api')`: the dataset with its strings read as dictionaries
 /// ([`Strings::Dictionaries`]); the same rows as `api`, the strings typed
 /// `Dictionary(Int32, Utf8)`. The outliers passes read through it; analysts may too (a
-/// `GROUP BY` on a string of few values reads less).
+/// `GROUP BY` on a string of few values reads less). `read_dictionaries('api', 'only',
+/// 'date=2026-11-23/hour=04/a.parquet,...')` reads only the files named (by their paths in the
+/// dataset), `'except'` all but them (the outliers' files with summaries and the others).
 #[derive(Debug)]
 pub(crate) struct DictionariesFunction {
     pub(crate) store: Store,
@@ -309,9 +378,34 @@ pub const READ_DICTIONARIES: &str = "read_dictionaries";
 
 impl TableFunctionImpl for DictionariesFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        let name = match args.exprs() {
-            [Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _)] => s,
-            _ => return plan_err!("{READ_DICTIONARIES}(dataset): one dataset name, as a string"),
+        let text = |e: &Expr| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+                Some(s.clone())
+            }
+            _ => None,
+        };
+        let args: Option<Vec<String>> = args.exprs().iter().map(text).collect();
+        let (name, files) = match args.as_deref() {
+            Some([name]) => (name, Files::All),
+            Some([name, which, list]) if which == "only" || which == "except" => {
+                let names = list
+                    .split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let files = if which == "only" {
+                    Files::Only(names)
+                } else {
+                    Files::Except(names)
+                };
+                (name, files)
+            }
+            _ => {
+                return plan_err!(
+                    "{READ_DICTIONARIES}(dataset) or {READ_DICTIONARIES}(dataset, 'only' or \
+                     'except', 'date=.../hour=.../file.parquet,...'): strings"
+                );
+            }
         };
         let dataset = DatasetName::from_dir_name(name)
             .map_err(|e| DataFusionError::Plan(format!("{READ_DICTIONARIES}: {e}")))?;
@@ -319,8 +413,9 @@ impl TableFunctionImpl for DictionariesFunction {
         if !dir.path().is_dir() {
             return plan_err!("{READ_DICTIONARIES}: no dataset named `{name}`");
         }
-        let table = dataset_table_reading(&dir, Strings::Dictionaries)
+        let mut table = dataset_table_reading(&dir, Strings::Dictionaries)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        table.files = files;
         Ok(Arc::new(table))
     }
 }

@@ -27,6 +27,14 @@ pub const TMP_DIR: &str = "_tmp";
 pub const SAMPLING_DIR: &str = "_sampling";
 pub const SLO_DIR: &str = "_slo";
 pub const PARQUET_EXT: &str = "parquet";
+/// A Parquet file's summary sits beside it, named as it is with this extension (written by
+/// whoever writes the file, read by the query engine; see `loupe-query`'s outliers).
+pub const SUMMARY_EXT: &str = "summary";
+
+/// Where the summary of the Parquet file at `parquet` is.
+pub fn summary_path(parquet: &Path) -> PathBuf {
+    parquet.with_extension(SUMMARY_EXT)
+}
 /// Hive partition columns, outermost first.
 pub const PARTITION_COLUMNS: [&str; 2] = ["date", "hour"];
 

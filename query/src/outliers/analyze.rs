@@ -10,7 +10,11 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::datatypes::DataType;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch, is_null};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::DFSchema;
 use datafusion::logical_expr::ExprSchemable;
 
@@ -20,6 +24,7 @@ use super::numeric;
 use super::order;
 use super::rank::{self, Explanation};
 use super::stats::{self, Cell, Thresholds};
+use super::summary::{self, Summary};
 use super::view::{self, FieldView};
 use crate::{Error, QueryEngine, Result};
 
@@ -91,6 +96,9 @@ pub struct Report {
     pub bins: Vec<(String, Bins)>,
     /// Field by field, the selection's and the baseline's values (BubbleUp's view).
     pub by_field: Vec<FieldView>,
+    /// Files the window held whole whose rows were counted from their summaries (only their
+    /// selected rows read one by one; see [`summary`]).
+    pub files_summarized: usize,
 }
 
 /// One entry of the ranked answer: a value or a conjunction, with its evidence.
@@ -282,6 +290,7 @@ impl Report {
                     json!({"field": f, "value": self.describe(f, v), "selection_share": share})
                 }).collect::<Vec<_>>(),
             },
+            "files_summarized": self.files_summarized,
             "conjunction_candidates": {
                 "candidates": self.conjunction_candidates.0,
                 "combined": self.conjunction_candidates.1,
@@ -389,6 +398,17 @@ pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Whether a field of this name and type is compared between the sides (its values can be
+/// explanations), whatever the question: not one of [`NEVER`], nor loupe's own (`meta.`), nor
+/// the raw text kept beside a field whose value did not fit its type (`.__raw`), and of a
+/// type whose values can be counted.
+pub(crate) fn compared(name: &str, dt: &DataType) -> bool {
+    !NEVER.contains(&name)
+        && !name.starts_with("meta.")
+        && !name.ends_with(".__raw")
+        && comparable(dt)
+}
+
 fn comparable(dt: &DataType) -> bool {
     match dt {
         DataType::Dictionary(_, v) => comparable(v),
@@ -415,6 +435,115 @@ const PROBE_ROWS_PER_VALUE: usize = 4;
 pub const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
 impl QueryEngine {
+    /// Every row of `sql` (a pass, see `Counts::add`) counted.
+    async fn count_rows(
+        &self,
+        sql: &str,
+        plan: &[(String, Counting)],
+        measures: usize,
+        limits: counts::Limits,
+    ) -> Result<Counts> {
+        let plan = plan.to_vec();
+        self.fold_partitions(
+            sql,
+            move || Counts::counting(plan.clone(), measures),
+            move |c, b| c.add(b, &limits),
+            move |c, other| c.merge(other, &limits),
+        )
+        .await
+    }
+
+    /// The rows of `sql` (a pass whose rows are selected or on neither side) counted apart,
+    /// `(selected, neither)`, each on the selection side.
+    async fn count_selected_rows(
+        &self,
+        sql: &str,
+        plan: &[(String, Counting)],
+        measures: usize,
+        limits: counts::Limits,
+    ) -> Result<(Counts, Counts)> {
+        let plan = plan.to_vec();
+        self.fold_partitions(
+            sql,
+            move || {
+                (
+                    Counts::counting(plan.clone(), measures),
+                    Counts::counting(plan.clone(), measures),
+                )
+            },
+            move |(chosen, neither), b| {
+                // The selected rows (a null side is not counted).
+                chosen.add(b, &limits)?;
+                let side = cast(b.column(0), &DataType::Boolean)?;
+                let none = is_null(&side)?;
+                if none.true_count() > 0 {
+                    let rows = filter_record_batch(b, &none)?;
+                    let mut columns = rows.columns().to_vec();
+                    columns[0] = Arc::new(BooleanArray::from(vec![true; rows.num_rows()]));
+                    let mut fields: Vec<Field> = rows
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone())
+                        .collect();
+                    fields[0] = Field::new("__selected", DataType::Boolean, false);
+                    let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+                    neither.add(&rows, &limits)?;
+                }
+                Ok(())
+            },
+            move |(chosen, neither), (c, n)| {
+                chosen.merge(c, &limits);
+                neither.merge(n, &limits);
+            },
+        )
+        .await
+    }
+
+    /// The summaries (see `summary`) of the files of `q`'s dataset that its window holds
+    /// whole, usable for its question (correlated with `measures`), with the files' paths in
+    /// the dataset.
+    /// A summary that cannot be read is passed over (its file is counted row by row).
+    fn whole_file_summaries(&self, q: &Question, measures: &[&str]) -> Vec<(String, Summary)> {
+        let Ok(name) = loupe_store::DatasetName::from_dir_name(&q.dataset) else {
+            return Vec::new();
+        };
+        let dir = self.store().dataset(&name);
+        let Ok(files) = dir.parquet_files() else {
+            return Vec::new();
+        };
+        const HOUR_US: i64 = 3_600_000_000;
+        let holds = |first: i64, last: i64| {
+            q.since_us.is_none_or(|s| s <= first) && q.until_us.is_none_or(|u| last < u)
+        };
+        let overlaps = |start: i64| {
+            q.since_us.is_none_or(|s| s < start + HOUR_US) && q.until_us.is_none_or(|u| start < u)
+        };
+        files
+            .into_iter()
+            .filter(|p| {
+                p.parent()
+                    .and_then(loupe_store::Partition::from_dir)
+                    .is_none_or(|part| overlaps(part.start_us()))
+            })
+            .filter_map(|p| {
+                let bytes = std::fs::read(loupe_store::layout::summary_path(&p)).ok()?;
+                let s = Summary::from_bytes(&bytes)
+                    .inspect_err(|e| {
+                        tracing::warn!(file = %p.display(), error = %e, "a summary not read");
+                    })
+                    .ok()?;
+                let usable = s.version == summary::VERSION
+                    && s.max_distinct == q.limits.max_distinct
+                    && holds(s.first_us, s.last_us)
+                    && measures.iter().all(|m| s.measures.iter().any(|x| x == m));
+                // Its path in the dataset, as `read_dictionaries` takes it.
+                let path = p.strip_prefix(dir.path()).ok()?.to_str()?.to_owned();
+                usable.then_some((path, s))
+            })
+            .collect()
+    }
+
     /// Answers `q` (see the module doc).
     pub async fn outliers(&self, q: &Question) -> Result<Report> {
         let table = ident(&q.dataset);
@@ -464,14 +593,7 @@ impl QueryEngine {
         let fields: Vec<(String, DataType)> = schema
             .fields()
             .iter()
-            .filter(|f| {
-                let n = f.name();
-                !NEVER.contains(&n.as_str())
-                    && !n.starts_with("meta.")
-                    && !n.ends_with(".__raw")
-                    && !defining.contains(n)
-                    && comparable(f.data_type())
-            })
+            .filter(|f| compared(f.name(), f.data_type()) && !defining.contains(f.name()))
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
 
@@ -504,24 +626,33 @@ impl QueryEngine {
             crate::table::READ_DICTIONARIES,
             q.dataset.replace('\'', "''")
         );
-        // `(selected, weight, fields..., measures...)` for the fields named.
-        let pass_sql = |names: &[String], measures: &[&str]| {
-            let columns: Vec<String> = names
-                .iter()
-                .map(|n| ident(n))
-                .chain(
-                    measures
-                        .iter()
-                        .enumerate()
-                        .map(|(k, m)| format!("CAST({} AS DOUBLE) AS __measure{k}", ident(m))),
+        // `(selected, weight, fields..., measures...)` for the fields named, from `source`,
+        // of the rows in the window that `condition` (if any) holds for.
+        let pass_sql_over =
+            |source: &str, names: &[String], measures: &[&str], condition: Option<&str>| {
+                let columns: Vec<String> = names
+                    .iter()
+                    .map(|n| ident(n))
+                    .chain(
+                        measures
+                            .iter()
+                            .enumerate()
+                            .map(|(k, m)| format!("CAST({} AS DOUBLE) AS __measure{k}", ident(m))),
+                    )
+                    .collect();
+                let filter = match (condition, filter.is_empty()) {
+                    (None, _) => filter.clone(),
+                    (Some(c), true) => format!(" WHERE {c}"),
+                    (Some(c), false) => format!("{filter} AND {c}"),
+                };
+                format!(
+                    "SELECT {selected} AS __selected, sample_rate{sep}{cols} FROM {source}{filter}",
+                    sep = if columns.is_empty() { "" } else { ", " },
+                    cols = columns.join(", "),
                 )
-                .collect();
-            format!(
-                "SELECT {selected} AS __selected, sample_rate{sep}{cols} FROM {source}{filter}",
-                sep = if columns.is_empty() { "" } else { ", " },
-                cols = columns.join(", "),
-            )
-        };
+            };
+        let pass_sql =
+            |names: &[String], measures: &[&str]| pass_sql_over(&source, names, measures, None);
         let limits = q.limits;
         // Fields that identify events, told from the window's first rows: one with more than
         // `max_distinct` values among them has more in the window, so the counting pass would
@@ -552,7 +683,6 @@ impl QueryEngine {
             .filter(|(n, _)| !early.contains(n))
             .collect();
         let names: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-        let sql = pass_sql(&names, &measures);
         // One scan counts every field, numbers by fine buckets (their bins are the compared
         // events' deciles, known at the end), and correlates the numbers with the measures.
         // Counting is most of the pass's work: each partition counts apart, on its own core.
@@ -560,15 +690,59 @@ impl QueryEngine {
             .iter()
             .map(|(n, dt)| (n.clone(), numeric::counting(dt)))
             .collect();
-        let n_measures = measures.len();
-        let mut counts = self
-            .fold_partitions(
-                &sql,
-                move || Counts::counting(plan.clone(), n_measures),
-                move |c, b| c.add(b, &limits),
-                move |c, other| c.merge(other, &limits),
+        // The files the window holds whole and that have summaries: only their selected
+        // rows and those on neither side are counted (see `summary`).
+        let whole = match q.baseline {
+            None => self.whole_file_summaries(q, &measures),
+            Some(_) => Vec::new(),
+        };
+        let dataset = q.dataset.replace('\'', "''");
+        let listed = whole
+            .iter()
+            .map(|(name, _)| name.replace('\'', "''"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let files = |which: &str| {
+            format!(
+                "{}('{dataset}', '{which}', '{listed}')",
+                crate::table::READ_DICTIONARIES
             )
+        };
+        let rest_sql = match whole.is_empty() {
+            true => pass_sql(&names, &measures),
+            false => pass_sql_over(&files("except"), &names, &measures, None),
+        };
+        let mut counts = self
+            .count_rows(&rest_sql, &plan, measures.len(), limits)
             .await?;
+        let mut files_summarized = whole.len();
+        if !whole.is_empty() {
+            let condition = format!("({selected}) IS NOT FALSE");
+            let sql = pass_sql_over(&files("only"), &names, &measures, Some(&condition));
+            let (chosen, neither) = self
+                .count_selected_rows(&sql, &plan, measures.len(), limits)
+                .await?;
+            let summaries: Vec<&Summary> = whole.iter().map(|(_, s)| s).collect();
+            match summary::counts_of_whole_files(
+                &plan, &measures, &summaries, chosen, neither, &limits,
+            ) {
+                Some(mut of_whole) => {
+                    of_whole.merge(counts, &limits);
+                    counts = of_whole;
+                }
+                None => {
+                    // A summary not of its file: every row of every file counted, as
+                    // without summaries.
+                    tracing::warn!(
+                        dataset = %q.dataset,
+                        "a file's summary does not match its rows; counting every row"
+                    );
+                    let sql = pass_sql(&names, &measures);
+                    counts = self.count_rows(&sql, &plan, measures.len(), limits).await?;
+                    files_summarized = 0;
+                }
+            }
+        }
         counts.finish(&DECILES);
         // The probe's identifiers back among the fields, in the schema's order.
         counts
@@ -812,6 +986,7 @@ impl QueryEngine {
             combinations,
             bins: report_bins,
             by_field,
+            files_summarized,
         })
     }
 }

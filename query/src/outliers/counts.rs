@@ -31,11 +31,14 @@ use datafusion::common::Result;
 use super::fine;
 use super::numeric::{self, Comoments};
 use super::stats::Cell;
+use super::summary::{FieldSummary, Summary};
 use super::values::{self, ValueRef};
 
 /// A value of a candidate field, as counted. Floats are counted by the bin they fall in (see
 /// [`Bins`]), so every value here is discrete.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Value {
     Null,
     Bool(bool),
@@ -329,6 +332,163 @@ impl Counts {
             mine.extend_logs();
             mine.check(limits);
         }
+    }
+}
+
+/// Per-file summaries (see [`super::summary`]): made from counts, and counts made from them.
+impl Counts {
+    /// The fields' summaries, every row having been counted on the baseline side.
+    pub(crate) fn field_summaries(&self) -> Vec<FieldSummary> {
+        self.fields
+            .iter()
+            .map(|f| {
+                let baseline = f.cells.iter().map(|c| c[1]);
+                let (values, buckets) = match &f.fine {
+                    Some(index) => (
+                        Vec::new(),
+                        index.keys.iter().copied().zip(baseline).collect(),
+                    ),
+                    None => (
+                        f.index.keys.iter().cloned().zip(baseline).collect(),
+                        Vec::new(),
+                    ),
+                };
+                FieldSummary {
+                    name: f.name.clone(),
+                    identifier: f.identifier,
+                    values,
+                    buckets,
+                    with: f.with.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// The counts of a file from its summary `s`, every row on the baseline side, for fields
+    /// counted as `plan` says and correlated with the summary's measures `measures[k]` (its
+    /// positions in [`Summary::measures`]). `None` when the summary cannot stand for the rows
+    /// as a pass would count them: a number it does not hold (its co-moments with the
+    /// measures are unknown), a measure it has none with, or a value of another kind than
+    /// the field is counted as.
+    pub(crate) fn of_summary(
+        plan: Vec<(String, Counting)>,
+        measures: &[usize],
+        s: &Summary,
+        limits: &Limits,
+    ) -> Option<Counts> {
+        let mut counts = Counts::counting(plan, measures.len());
+        counts.baseline = s.all;
+        for f in &mut counts.fields {
+            match s.fields.iter().find(|x| x.name == f.name) {
+                // Not a column of the file: null in every row (a string or a flag).
+                None if !f.numeric => f.add_summarized(&Value::Null, s.all)?,
+                None => return None,
+                Some(x) if x.identifier => {
+                    f.identifier = true;
+                    f.forget();
+                    continue;
+                }
+                Some(x) => {
+                    for (v, cell) in &x.values {
+                        f.add_summarized(v, *cell)?;
+                    }
+                    if !x.buckets.is_empty() {
+                        // An integer with more values in this file than it takes by value.
+                        f.count_by_buckets();
+                        let index = f.fine.as_mut()?;
+                        for (b, cell) in &x.buckets {
+                            let slot = index.slot(*b) as usize;
+                            add_cells(&mut f.cells, slot, &[Cell::default(), *cell]);
+                        }
+                    }
+                    if f.numeric {
+                        for (w, &m) in f.with.iter_mut().zip(measures) {
+                            *w = *x.with.get(m)?;
+                        }
+                    }
+                }
+            }
+            f.extend_logs();
+            if f.fine.is_none() {
+                f.check(limits);
+            }
+        }
+        Some(counts)
+    }
+
+    /// Takes the rows `part` counted (a subset of these counts' baseline side, on either of
+    /// its sides) out of the baseline side, and out of the numbers' co-moments when
+    /// `comoments`. `None` when `part` holds rows these counts do not: it is not a part of
+    /// them (a summary not of the file it is beside).
+    pub(crate) fn take_out(&mut self, part: &Counts, comoments: bool) -> Option<()> {
+        let both = |c: &[Cell; 2]| c[0].plus(&c[1]);
+        self.baseline = less(self.baseline, part.selection.plus(&part.baseline))?;
+        for (mine, theirs) in self.fields.iter_mut().zip(&part.fields) {
+            if mine.identifier {
+                continue;
+            }
+            if theirs.identifier {
+                return None;
+            }
+            if comoments {
+                for (a, b) in mine.with.iter_mut().zip(&theirs.with) {
+                    *a = a.without(b);
+                }
+            }
+            let mut theirs = theirs.clone();
+            if mine.fine.is_some() {
+                theirs.count_by_buckets();
+            }
+            match (&mine.fine, &theirs.fine) {
+                (Some(index), Some(their_index)) => {
+                    for (key, cells) in their_index.keys.iter().zip(&theirs.cells) {
+                        let slot = index.find(*key)? as usize;
+                        mine.cells[slot][1] = less(mine.cells[slot][1], both(cells))?;
+                    }
+                }
+                (None, None) => {
+                    for (v, cells) in theirs.index.keys.iter().zip(&theirs.cells) {
+                        let slot = mine.index.find(v.as_value_ref())? as usize;
+                        mine.cells[slot][1] = less(mine.cells[slot][1], both(cells))?;
+                    }
+                }
+                // The part by buckets and the whole by values: the part has more values.
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
+    /// Forgets the numbers' co-moments (counts whose rows are in others' already).
+    pub(crate) fn without_comoments(mut self) -> Counts {
+        for f in &mut self.fields {
+            f.with.iter_mut().for_each(|c| *c = Comoments::default());
+        }
+        self
+    }
+}
+
+/// `whole` less `part`, `None` when `part` has more rows.
+fn less(whole: Cell, part: Cell) -> Option<Cell> {
+    (part.rows <= whole.rows).then(|| whole.minus(&part))
+}
+
+impl FieldCounts {
+    /// Adds a summary's value `v` with its rows, on the baseline side. `None` for a value
+    /// of another kind than the field is counted as.
+    fn add_summarized(&mut self, v: &Value, cell: Cell) -> Option<()> {
+        let slot = match (&mut self.fine, v) {
+            (Some(index), Value::Null) => index.slot(None),
+            // An integer in a field now read as a float (types widen from int to float).
+            (Some(index), Value::Int(i)) => index.slot(Some(fine::Bucket::of(*i as f64))),
+            (Some(_), _) | (None, Value::Bin(_)) => return None,
+            (None, v) if self.numeric && !matches!(v, Value::Int(_) | Value::Null) => {
+                return None;
+            }
+            (None, v) => values::Slots::slot(&mut self.index, v.as_value_ref()),
+        };
+        add_cells(&mut self.cells, slot as usize, &[Cell::default(), cell]);
+        Some(())
     }
 }
 

@@ -51,7 +51,7 @@ const DECADES: usize = (MAX_DECADE - MIN_DECADE + 1) as usize;
 const PER_DECADE: usize = 900;
 
 /// One bucket (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Bucket {
     /// Positive: decade `d` (index from `MIN_DECADE`) and leading digits `m - 100`.
     Pos(u16, u16),
@@ -297,6 +297,27 @@ impl Index {
             self.special[special] = self.push(key);
         }
         self.special[special]
+    }
+
+    /// The slot of `key` (`None`: null), if it has one.
+    pub fn find(&self, key: Option<Bucket>) -> Option<u32> {
+        let found = match key {
+            Some(Bucket::Pos(d, m)) => self.pos.get(usize::from(d))?.as_ref()?[usize::from(m)],
+            Some(Bucket::Neg(d, m)) => self.neg.get(usize::from(d))?.as_ref()?[usize::from(m)],
+            // The others' slots as they are (UNCOUNTED for none), one past for the above.
+            special => {
+                let i = match special {
+                    Some(Bucket::ZeroPos) => 0,
+                    Some(Bucket::ZeroNeg) => 1,
+                    Some(Bucket::PosInf) => 2,
+                    Some(Bucket::NegInf) => 3,
+                    Some(Bucket::NaN) => 4,
+                    _ => 5,
+                };
+                return Some(self.special[i]).filter(|&s| s != UNCOUNTED);
+            }
+        };
+        found.checked_sub(1)
     }
 
     #[inline]

@@ -40,6 +40,7 @@ pub mod request;
 pub mod sets;
 pub mod shift;
 pub mod stats;
+pub mod summary;
 pub mod table_fn;
 pub mod text;
 pub mod values;

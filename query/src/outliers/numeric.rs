@@ -60,7 +60,7 @@ pub fn logs(col: &ArrayRef) -> Result<Vec<f64>> {
 /// The co-moments of two variables: count, means, sums of squared deviations and of
 /// products of deviations. Computed two-pass within a batch and merged between batches by
 /// Chan et al.'s formulas, so neither the count nor the values' size costs precision.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Comoments {
     n: f64,
     mean_x: f64,
@@ -113,6 +113,47 @@ impl Comoments {
         self.n = n;
     }
 
+    /// The co-moments of this whole's rows that are not `part`'s (a subset of them): `merge`
+    /// solved for the other part. Exact but for rounding, which is small beside the result
+    /// where the rest is most of the whole, as it is here (a window's events less those
+    /// neither side counts).
+    pub fn without(&self, part: &Comoments) -> Comoments {
+        if part.n == 0.0 {
+            return *self;
+        }
+        let n = self.n - part.n;
+        if n <= 0.0 {
+            return Comoments::default();
+        }
+        let mean_x = (self.n * self.mean_x - part.n * part.mean_x) / n;
+        let mean_y = (self.n * self.mean_y - part.n * part.mean_y) / n;
+        let (dx, dy) = (part.mean_x - mean_x, part.mean_y - mean_y);
+        let f = n * part.n / self.n;
+        Comoments {
+            n,
+            mean_x,
+            mean_y,
+            m2_x: (self.m2_x - part.m2_x - dx * dx * f).max(0.0),
+            m2_y: (self.m2_y - part.m2_y - dy * dy * f).max(0.0),
+            c_xy: self.c_xy - part.c_xy - dx * dy * f,
+        }
+    }
+
+    /// Whether every sum is a finite number (a NaN or an infinity among the values makes
+    /// them NaN).
+    pub fn is_finite(&self) -> bool {
+        [
+            self.n,
+            self.mean_x,
+            self.mean_y,
+            self.m2_x,
+            self.m2_y,
+            self.c_xy,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+    }
+
     /// Pearson's r, as SQL's `corr` answers: `None` for fewer than two rows or a constant.
     pub fn correlation(&self) -> Option<f64> {
         if self.n < 2.0 {
@@ -152,6 +193,29 @@ mod tests {
         let whole = Comoments::of(&x, &y).correlation().unwrap();
         assert!((parts.correlation().unwrap() - whole).abs() < 1e-12);
         assert!((whole - pearson(&x, &y)).abs() < 1e-12, "{whole}");
+    }
+
+    #[test]
+    fn comoments_without_a_part_are_those_of_the_rest() {
+        let x: Vec<f64> = (0..50).map(|i| (i as f64 * 2.5).ln_1p()).collect();
+        let y: Vec<f64> = (0..50)
+            .map(|i| ((i % 7) as f64).ln_1p() + i as f64)
+            .collect();
+        let whole = Comoments::of(&x, &y);
+        let rest = whole.without(&Comoments::of(&x[40..], &y[40..]));
+        let direct = Comoments::of(&x[..40], &y[..40]);
+        assert_eq!(rest.n, direct.n);
+        for (a, b) in [
+            (rest.mean_x, direct.mean_x),
+            (rest.mean_y, direct.mean_y),
+            (rest.m2_x, direct.m2_x),
+            (rest.m2_y, direct.m2_y),
+            (rest.c_xy, direct.c_xy),
+        ] {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} against {b}");
+        }
+        assert_eq!(whole.without(&Comoments::default()), whole);
+        assert_eq!(whole.without(&whole).n, 0.0);
     }
 
     #[test]

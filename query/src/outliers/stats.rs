@@ -33,7 +33,7 @@
 //! explain nothing however extreme its ratio.
 
 /// A weighted count: the sum of weights, the sum of squared weights and the stored rows.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     pub weight: f64,
     pub weight_sq: f64,

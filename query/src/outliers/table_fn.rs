@@ -43,6 +43,7 @@ const USAGE: &str = "outliers(dataset, selection [, baseline [, since [, until [
 #[derive(Debug)]
 pub(crate) struct OutliersFunction {
     pub(crate) config: QueryConfig,
+    pub(crate) store: loupe_store::Store,
 }
 
 /// The answer's columns.
@@ -75,7 +76,7 @@ impl TableFunctionImpl for OutliersFunction {
         let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
             return plan_err!("outliers: called outside a DataFusion session");
         };
-        let engine = QueryEngine::within(state.clone(), self.config.clone());
+        let engine = QueryEngine::within(state.clone(), self.store.clone(), self.config.clone());
         let schema = schema();
         let answer = Answer {
             schema: schema.clone(),

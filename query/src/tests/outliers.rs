@@ -857,3 +857,108 @@ async fn a_slight_slowdown_under_sampling_is_found_through_the_measure_behind_th
         table_only.ranked(5)
     );
 }
+
+/// Writes beside every Parquet file of `dataset` its summary, as the writers do; returns how
+/// many.
+fn summarize_files(store: &Store, dataset: &str) -> usize {
+    use datafusion::arrow::compute::concat_batches;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = store.dataset(&loupe_store::DatasetName::new(dataset).unwrap());
+    let files = dir.parquet_files().unwrap();
+    for path in &files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<_> = reader.collect::<Result<_, _>>().unwrap();
+        let batch = concat_batches(&batches[0].schema(), &batches).unwrap();
+        let summary = crate::outliers::summary::summarize(&batch).unwrap();
+        std::fs::write(
+            loupe_store::layout::summary_path(path),
+            summary.to_bytes().unwrap(),
+        )
+        .unwrap();
+    }
+    files.len()
+}
+
+#[tokio::test]
+async fn answers_from_summaries_are_answers_from_every_row() {
+    // Two hours in two writes: four files. A conjunction planted (kernel 6.6 on img-3), a
+    // number, integers of few and of many values, an identifier, and requests without a
+    // duration (on neither side).
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 17;
+    let n = 40_000;
+    let mut events = Vec::new();
+    for i in 0..n {
+        let k = (lcg(&mut s) * 8.0) as usize;
+        let img = (lcg(&mut s) * 10.0) as usize;
+        let ms = latency(&mut s) * if k == 6 && img == 3 { 6.0 } else { 1.0 };
+        let slow = ms > 500.0;
+        if !(slow || lcg(&mut s) < 0.2) {
+            continue;
+        }
+        let mut e = Event::new()
+            .with("os.kernel", format!("6.{k}"))
+            .with("container.image", format!("img-{img}"))
+            .with("request.id", format!("req-{i}"))
+            .with("build.memory_mb", 1000.0 + lcg(&mut s) * 7000.0)
+            .with("http.status", [200, 200, 404, 500][i as usize % 4])
+            .with("response.bytes", (lcg(&mut s) * 1e6) as i64 + ms as i64)
+            .with("sample_rate", if slow { 1 } else { 5 });
+        if i % 97 != 0 {
+            e = e.with("duration_ms", ms);
+        }
+        events.push((i, ev(T0 + i * (2 * HOUR / n), e)));
+    }
+    // Each write, of every other request, makes a file in each hour.
+    let (odd, even): (Vec<_>, Vec<_>) = events.into_iter().partition(|(i, _)| i % 2 == 1);
+    write(
+        &store,
+        "api",
+        odd.into_iter().map(|(_, e)| e).collect(),
+        "f1",
+    );
+    write(
+        &store,
+        "api",
+        even.into_iter().map(|(_, e)| e).collect(),
+        "f2",
+    );
+    let engine = QueryEngine::new(store.clone());
+    let whole = Question::new("api", "duration_ms > 500");
+    // The window holds the first hour's files whole and cuts into the second hour's.
+    let window = Question {
+        until_us: Some(T0 + HOUR + HOUR / 2),
+        ..whole.clone()
+    };
+    let direct = engine.outliers(&whole).await.unwrap();
+    let direct_window = engine.outliers(&window).await.unwrap();
+    assert_eq!(direct.files_summarized, 0);
+
+    assert_eq!(summarize_files(&store, "api"), 4);
+    let summarized = engine.outliers(&whole).await.unwrap();
+    let summarized_window = engine.outliers(&window).await.unwrap();
+    assert_eq!(summarized.files_summarized, 4);
+    assert_eq!(summarized_window.files_summarized, 2);
+    assert!(direct.selection.rows > 100 && !direct.combinations.is_empty());
+    for (a, b) in [(&summarized, &direct), (&summarized_window, &direct_window)] {
+        let (mut a, mut b) = (a.to_json(), b.to_json());
+        a["files_summarized"] = serde_json::Value::Null;
+        b["files_summarized"] = serde_json::Value::Null;
+        assert_eq!(a, b);
+    }
+
+    // A summary that cannot be read is passed over: its file is counted row by row.
+    let first = store
+        .dataset(&loupe_store::DatasetName::new("api").unwrap())
+        .parquet_files()
+        .unwrap()[0]
+        .clone();
+    std::fs::write(loupe_store::layout::summary_path(&first), b"{not json").unwrap();
+    let one_less = engine.outliers(&whole).await.unwrap();
+    assert_eq!(one_less.files_summarized, 3);
+    assert_eq!(one_less.explanations, direct.explanations);
+}
