@@ -120,6 +120,7 @@ pub(crate) async fn run(args: IngestArgs, config: Config) -> anyhow::Result<()> 
 
 async fn open_collector(dir: &Path, config: CollectorConfig) -> anyhow::Result<Collector> {
     let path = dir.to_path_buf();
+    let config = crate::serve::writing_summaries(config);
     let opened = tokio::task::spawn_blocking(move || Collector::open(&path, config)).await?;
     match opened {
         Ok(c) => Ok(c),

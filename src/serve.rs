@@ -198,6 +198,17 @@ fn spawn_slo_refresh(
     })
 }
 
+/// The collector's settings with the query engine's summarizer: every file it writes (flushes,
+/// compactions) gets the summary the outliers read (see `loupe_query::outliers::summary`).
+pub(crate) fn writing_summaries(config: CollectorConfig) -> CollectorConfig {
+    CollectorConfig {
+        summarize: loupe_store::summary::Summarizer(Some(std::sync::Arc::new(
+            loupe_query::outliers::summary::Summaries,
+        ))),
+        ..config
+    }
+}
+
 impl Server {
     /// Opens the store (replaying its WAL) and starts listening.
     pub(crate) async fn start(
@@ -210,6 +221,7 @@ impl Server {
         slos: Option<(Vec<Slo>, SloConfig)>,
     ) -> anyhow::Result<Server> {
         let dir = data_dir.to_path_buf();
+        let config = writing_summaries(config);
         let collector = tokio::task::spawn_blocking(move || Collector::open(&dir, config))
             .await?
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;

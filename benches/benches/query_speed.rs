@@ -18,7 +18,8 @@
 //!    `EVENTS` kept events (default 10,000,000, from ~37M generated: about 2.6 hours, 3-4 hour
 //!    partitions) are written by the store's own writer (`events_to_batch`, `write_parquet`) in
 //!    files of 50,000 rows, then each hour partition is merged into one file by the store's
-//!    compaction (`compact::merge`): the layout a running collector converges to.
+//!    compaction (`compact::merge`), with each merged file's summary beside it (the outliers'
+//!    `Summaries`): the layout a running collector converges to.
 //! 2. **Queries** (timed). Five analyst questions, in loupe's SQL (weighted functions) and in
 //!    DuckDB's (the same answers written out: sums of `sample_rate`, and the exact weighted
 //!    quantile through a window, since DuckDB has no weighted quantile):
@@ -65,7 +66,8 @@ mod outliers;
 const DATASET: &str = "api";
 const FILE_ROWS: usize = 50_000;
 /// Bump when the recipe changes, so stale data is rebuilt.
-const RECIPE: &str = "query-speed v1: seed 42, 4000/s, keep errors and >500ms, else 1/4";
+const RECIPE: &str =
+    "query-speed v2: seed 42, 4000/s, keep errors and >500ms, else 1/4; merged files summarized";
 
 struct Query {
     name: &'static str,
@@ -213,7 +215,17 @@ fn data(root: &Path, events: usize) -> Res<()> {
                 .collect();
             let out = ds.tmp_dir().join("merged.parquet");
             fsutil::create_dir_durable(&ds.tmp_dir())?;
-            let merged = compact::merge(&inputs, &catalog, &out, &AtomicBool::new(false))?;
+            let merged = compact::merge(
+                &inputs,
+                &catalog,
+                &out,
+                &AtomicBool::new(false),
+                Some(&loupe_query::outliers::summary::Summaries),
+            )?;
+            // The summary first, as compaction publishes it.
+            if let Some(summary) = &merged.summary {
+                std::fs::rename(summary, hour_dir.join("merged.summary"))?;
+            }
             std::fs::rename(&merged.path, hour_dir.join("merged.parquet"))?;
             for i in &inputs {
                 std::fs::remove_file(i)?;

@@ -178,7 +178,8 @@ impl Collector {
         })?;
         // `m` is not a hex digit: no flush ever names a file like this.
         let out = container.join(format!("{stamp}-m.parquet"));
-        let result = compact::merge(inputs, catalog, &out, cancel).and_then(|merged| {
+        let summarize = self.inner.config.summarize.get();
+        let result = compact::merge(inputs, catalog, &out, cancel, summarize).and_then(|merged| {
             let swapped = handle
                 .without_flushes(|| compact::stage(partition, &merged, &container)?.exchange());
             match swapped {

@@ -45,6 +45,10 @@ pub struct CollectorConfig {
     /// [`crate::DatasetConfig`]), not under `[collector]`: the binary moves them here.
     #[serde(skip)]
     pub datasets: crate::DatasetConfigs,
+    /// What writes each Parquet file's summary beside it (see `loupe_store::summary`): the
+    /// binary gives the query engine's. None by default (files without summaries).
+    #[serde(skip)]
+    pub summarize: loupe_store::summary::Summarizer,
 }
 
 /// When small Parquet files are merged (see `loupe_store::compact`).
@@ -100,6 +104,7 @@ impl Default for CollectorConfig {
             compaction: CompactionConfig::default(),
             sampling_save_interval_ms: 10_000,
             datasets: crate::DatasetConfigs::new(),
+            summarize: loupe_store::summary::Summarizer::default(),
         }
     }
 }

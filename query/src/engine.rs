@@ -768,6 +768,7 @@ mod tests {
             &catalog,
             &container.join("merged.parquet"),
             &AtomicBool::new(false),
+            None,
         )
         .unwrap();
         compact::stage(partition, &merged, &container).unwrap()

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::common::Statistics;
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -107,20 +108,28 @@ pub enum Files {
     Except(Vec<String>),
 }
 
+/// Whether `path` (a whole path, as listed) is the file `name` (its path in the dataset).
+fn is_file(path: &str, name: &str) -> bool {
+    path.strip_suffix(name)
+        .is_some_and(|head| head.is_empty() || head.ends_with('/'))
+}
+
 impl Files {
-    /// Whether the file at `path` (the whole path, which ends with the one in the dataset)
-    /// is read.
+    /// Whether the file at `path` (the whole path, as listed) is read.
     fn keeps(&self, path: &str) -> bool {
-        let named = |names: &[String]| {
-            names.iter().any(|n| {
-                path.strip_suffix(n.as_str())
-                    .is_some_and(|head| head.is_empty() || head.ends_with('/'))
-            })
-        };
+        let named = |names: &[String]| names.iter().any(|n| is_file(path, n));
         match self {
             Files::All => true,
             Files::Only(names) => named(names),
             Files::Except(names) => !named(names),
+        }
+    }
+
+    /// The files named, read or not.
+    fn named(&self) -> &[String] {
+        match self {
+            Files::All => &[],
+            Files::Only(names) | Files::Except(names) => names,
         }
     }
 }
@@ -130,23 +139,51 @@ impl Files {
 /// largest first to the partition with the fewest bytes, so that a pass over some files
 /// still keeps every core busy. The rows' order across files is not kept (no fold of the
 /// outliers needs it), so the plan no longer claims one.
+///
+/// Every file named must be among those listed, read or not: one that is not was merged away
+/// by compaction since the caller named it, and the merged file holds its rows, which the
+/// caller counts another way (the outliers' summaries). That is a "not found", as a file gone
+/// under a query is: the caller may ask again.
 fn choose_files(plan: Arc<dyn ExecutionPlan>, files: &Files) -> DfResult<Arc<dyn ExecutionPlan>> {
     if *files == Files::All {
         return Ok(plan);
     }
-    let Some(config) = plan
+    let config = plan
         .downcast_ref::<DataSourceExec>()
-        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>())
-    else {
+        .and_then(|exec| exec.data_source().downcast_ref::<FileScanConfig>());
+    let listed: Vec<String> = config
+        .iter()
+        .flat_map(|c| c.file_groups.iter().flat_map(|g| g.iter()))
+        .map(|f| f.path().to_string())
+        .collect();
+    if let Some(gone) = files
+        .named()
+        .iter()
+        .find(|n| !listed.iter().any(|p| is_file(p, n)))
+    {
+        return Err(DataFusionError::External(Box::new(
+            datafusion::object_store::Error::NotFound {
+                path: gone.clone(),
+                source: format!("{gone} is no longer listed (merged by compaction)").into(),
+            },
+        )));
+    }
+    let Some(config) = config else {
         return Ok(plan);
     };
-    let mut config = config.clone();
+    let config = config.clone();
     let mut kept: Vec<_> = config
         .file_groups
         .iter()
         .flat_map(|g| g.iter())
         .filter(|f| files.keeps(f.path().as_ref()))
-        .cloned()
+        .map(|f| {
+            // A file's statistics are of the whole file, and a file may be split in ranges
+            // over several groups: the plan's would count it once per range.
+            let mut f = f.clone();
+            f.statistics = None;
+            f
+        })
         .collect();
     kept.sort_by_key(|f| std::cmp::Reverse(f.effective_size()));
     let mut groups: Vec<(u64, Vec<_>)> = vec![(0, Vec::new()); config.file_groups.len().max(1)];
@@ -156,8 +193,13 @@ fn choose_files(plan: Arc<dyn ExecutionPlan>, files: &Files) -> DfResult<Arc<dyn
             g.1.push(f);
         }
     }
-    config.file_groups = groups.into_iter().map(|(_, f)| FileGroup::new(f)).collect();
-    config.output_ordering = Vec::new();
+    // The table's statistics are of every file: unknown for some of them.
+    let unknown = Statistics::new_unknown(config.file_source.table_schema().table_schema());
+    let config = FileScanConfigBuilder::from(config)
+        .with_file_groups(groups.into_iter().map(|(_, f)| FileGroup::new(f)).collect())
+        .with_output_ordering(Vec::new())
+        .with_statistics(unknown)
+        .build();
     Ok(DataSourceExec::from_data_source(config))
 }
 

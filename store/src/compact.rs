@@ -76,8 +76,9 @@ use parquet::file::statistics::Statistics;
 
 use crate::catalog::{Catalog, timestamp_type};
 use crate::fsutil;
-use crate::layout::{DatasetDir, PARQUET_EXT, PARTITION_COLUMNS};
+use crate::layout::{DatasetDir, PARQUET_EXT, PARTITION_COLUMNS, summary_path};
 use crate::parquet_file::writer_properties;
+use crate::summary::{Summarize, write_summary};
 
 /// Name prefix of a compaction's container directory in `_tmp/`.
 pub const CONTAINER_PREFIX: &str = "compact-";
@@ -294,6 +295,8 @@ pub fn plan(files: &[PartitionFile], policy: &Policy) -> Vec<Vec<PartitionFile>>
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Merged {
     pub path: PathBuf,
+    /// The merged file's summary, written beside it (see [`crate::summary`]), if it has one.
+    pub summary: Option<PathBuf>,
     pub inputs: Vec<PathBuf>,
     pub rows: u64,
     pub bytes: u64,
@@ -323,16 +326,19 @@ struct Cursor {
 /// and fsyncs it. `catalog` gives each column's type; it must be loaded after the inputs were
 /// listed, so that it knows every column they have (the catalog is saved before a file that
 /// uses a change is published). Stops with [`CompactError::Cancelled`] soon after `cancel` is
-/// set. On any error `out` is removed.
+/// set. With `summarize`, the merged rows' summary is written beside `out`. On any error `out`
+/// (and its summary) is removed.
 pub fn merge(
     inputs: &[PathBuf],
     catalog: &Catalog,
     out: &Path,
     cancel: &AtomicBool,
+    summarize: Option<&dyn Summarize>,
 ) -> Result<Merged> {
-    let result = merge_into(inputs, catalog, out, cancel);
+    let result = merge_into(inputs, catalog, out, cancel, summarize);
     if result.is_err() {
         let _ = fs::remove_file(out);
+        let _ = fs::remove_file(summary_path(out));
     }
     result
 }
@@ -342,6 +348,7 @@ fn merge_into(
     catalog: &Catalog,
     out: &Path,
     cancel: &AtomicBool,
+    summarize: Option<&dyn Summarize>,
 ) -> Result<Merged> {
     let mut sources = Vec::with_capacity(inputs.len());
     let mut input_bytes = 0;
@@ -365,6 +372,7 @@ fn merge_into(
     let mut writer =
         ArrowWriter::try_new(file, schema.clone(), Some(writer_properties(0))).map_err(pq(out))?;
     let mut written = 0u64;
+    let mut summary = summarize.map(|s| s.start(&schema));
     let mut emit = |batches: &[RecordBatch], picks: &mut Vec<(usize, usize)>| -> Result<()> {
         if picks.is_empty() {
             return Ok(());
@@ -375,6 +383,9 @@ fn merge_into(
         let refs: Vec<&RecordBatch> = batches.iter().collect();
         let batch = interleave_record_batch(&refs, picks).map_err(ar(out))?;
         writer.write(&batch).map_err(pq(out))?;
+        if let Some(s) = &mut summary {
+            s.add(&batch);
+        }
         written += batch.num_rows() as u64;
         picks.clear();
         Ok(())
@@ -473,8 +484,13 @@ fn merge_into(
         });
     }
     let bytes = fs::metadata(out).map_err(io("stat", out))?.len();
+    let summary = match summary.and_then(|s| s.finish()) {
+        Some(made) => Some(write_summary(out, &made)?),
+        None => None,
+    };
     Ok(Merged {
         path: out.to_path_buf(),
+        summary,
         inputs: inputs.to_vec(),
         rows: expected,
         bytes,
@@ -673,6 +689,8 @@ pub fn stage(partition: &Path, merged: &Merged, container: &Path) -> Result<Stag
     let staging = container.join(STAGING_DIR);
     fs::create_dir(&staging).map_err(io("create directory", &staging))?;
     let mut inputs: HashSet<OsString> = HashSet::new();
+    // The inputs' summaries go with them (a summary without its file is never read).
+    let mut summaries: HashSet<OsString> = HashSet::new();
     for input in &merged.inputs {
         if input.parent() != Some(partition) {
             return Err(CompactError::InputGone {
@@ -680,12 +698,21 @@ pub fn stage(partition: &Path, merged: &Merged, container: &Path) -> Result<Stag
             });
         }
         inputs.insert(input.file_name().unwrap_or_default().to_owned());
+        summaries.insert(
+            summary_path(input)
+                .file_name()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     let mut found = 0;
     let mut kept = 0;
     for (name, is_dir) in entries(partition)? {
         if inputs.contains(&name) {
             found += 1;
+            continue;
+        }
+        if summaries.contains(&name) {
             continue;
         }
         if is_dir {
@@ -705,6 +732,11 @@ pub fn stage(partition: &Path, merged: &Merged, container: &Path) -> Result<Stag
             .find(|p| !p.exists())
             .unwrap_or(&merged.inputs[0]);
         return Err(CompactError::InputGone { path: gone.clone() });
+    }
+    // The summary first: a set with the merged file has its summary.
+    if let Some(summary) = &merged.summary {
+        let target = staging.join(summary.file_name().unwrap_or_default());
+        fs::rename(summary, &target).map_err(io("rename", summary))?;
     }
     let name = merged.path.file_name().unwrap_or_default();
     let target = staging.join(name);
@@ -867,7 +899,7 @@ mod tests {
         fn merge_all(&self, container: &Path) -> Merged {
             let catalog = Catalog::load(&self.dataset.catalog_dir()).unwrap();
             let out = container.join("merged.parquet");
-            merge(&self.files(), &catalog, &out, &AtomicBool::new(false)).unwrap()
+            merge(&self.files(), &catalog, &out, &AtomicBool::new(false), None).unwrap()
         }
     }
 
@@ -956,6 +988,88 @@ mod tests {
         assert_eq!(sweep(&fx.dataset.tmp_dir(), Duration::ZERO).unwrap(), 1);
         assert!(!container.exists());
         assert_eq!(ids(&fx.files()), before);
+    }
+
+    /// A summary of the rows' count and their ids' sum, as text.
+    #[derive(Debug)]
+    struct IdSums;
+
+    struct IdSum(u64, i64);
+
+    impl Summarize for IdSums {
+        fn start(&self, _: &SchemaRef) -> Box<dyn crate::summary::SummaryWriter> {
+            Box::new(IdSum(0, 0))
+        }
+    }
+
+    impl crate::summary::SummaryWriter for IdSum {
+        fn add(&mut self, batch: &RecordBatch) {
+            let ids = batch.column_by_name("id").unwrap();
+            let ids = ids.as_primitive::<arrow::datatypes::Int64Type>();
+            self.0 += batch.num_rows() as u64;
+            self.1 += ids.values().iter().sum::<i64>();
+        }
+
+        fn finish(self: Box<Self>) -> Option<Vec<u8>> {
+            Some(format!("{} {}", self.0, self.1).into_bytes())
+        }
+    }
+
+    #[test]
+    fn a_merged_file_has_the_summary_of_its_rows_and_the_inputs_take_theirs_away() {
+        let mut fx = Fixture::new();
+        for k in 0..3 {
+            let path = fx.file(&[(k, k * 1_000, vec![]), (k + 3, (k + 3) * 1_000, vec![])]);
+            crate::summary::summarize_batch(Some(&IdSums), &path, &read(&path)).unwrap();
+        }
+        // A file of the partition that is not merged keeps its summary.
+        let inputs: Vec<PathBuf> = fx.files()[..2].to_vec();
+        let catalog = Catalog::load(&fx.dataset.catalog_dir()).unwrap();
+        let container = fx.container(1);
+        let out = container.join("merged.parquet");
+        let merged = merge(
+            &inputs,
+            &catalog,
+            &out,
+            &AtomicBool::new(false),
+            Some(&IdSums),
+        )
+        .unwrap();
+        assert_eq!(merged.summary, Some(summary_path(&out)));
+        stage(&fx.partition, &merged, &container)
+            .unwrap()
+            .exchange()
+            .unwrap();
+        let mut names: Vec<String> = entries(&fx.partition)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "0003.parquet",
+                "0003.summary",
+                "merged.parquet",
+                "merged.summary"
+            ]
+        );
+        // Inputs 0001 (ids 0, 3) and 0002 (ids 1, 4): four rows, ids summing to 8.
+        let merged_summary = fs::read(fx.partition.join("merged.summary")).unwrap();
+        assert_eq!(merged_summary, b"4 8");
+        // A merge that fails leaves no summary behind.
+        let container = fx.container(2);
+        let out = container.join("merged.parquet");
+        let cancelled = merge(
+            &fx.files(),
+            &catalog,
+            &out,
+            &AtomicBool::new(true),
+            Some(&IdSums),
+        );
+        assert!(cancelled.is_err());
+        assert!(!summary_path(&out).exists() && !out.exists());
     }
 
     #[test]
@@ -1072,6 +1186,7 @@ mod tests {
                 &catalog,
                 &c.join("m.parquet"),
                 &AtomicBool::new(false),
+                None,
             )
             .unwrap()
         };
@@ -1128,7 +1243,7 @@ mod tests {
         }
         let out = fx.container(1).join("m.parquet");
         let catalog = Catalog::load(&fx.dataset.catalog_dir()).unwrap();
-        let err = merge(&fx.files(), &catalog, &out, &AtomicBool::new(true)).unwrap_err();
+        let err = merge(&fx.files(), &catalog, &out, &AtomicBool::new(true), None).unwrap_err();
         assert!(matches!(err, CompactError::Cancelled), "{err}");
         assert!(!out.exists());
     }
@@ -1146,7 +1261,7 @@ mod tests {
         write_parquet(&odd, &reversed).unwrap();
         let out = fx.container(1).join("m.parquet");
         let catalog = Catalog::load(&fx.dataset.catalog_dir()).unwrap();
-        let err = merge(&fx.files(), &catalog, &out, &AtomicBool::new(false)).unwrap_err();
+        let err = merge(&fx.files(), &catalog, &out, &AtomicBool::new(false), None).unwrap_err();
         assert!(
             matches!(&err, CompactError::NotSorted { path } if path == &odd),
             "{err}"

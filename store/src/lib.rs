@@ -33,6 +33,7 @@ mod error;
 pub mod fsutil;
 pub mod layout;
 mod parquet_file;
+pub mod summary;
 
 pub use batch::events_to_batch;
 pub use catalog::{Catalog, FieldType};

@@ -235,20 +235,34 @@ fn leftovers(data: &Path) -> Leftovers {
     out
 }
 
-/// Every entry of every partition is a Parquet file: no directories, no hidden files.
+/// Every entry of every partition is a Parquet file with its summary beside it: no
+/// directories, no hidden files, no file without its summary nor summary without its file
+/// (flushes publish both through one commit record, compaction swaps both in and takes the
+/// inputs' away, whenever the process is killed).
 fn assert_no_strays(data: &Path) {
     for p in partitions(data) {
         for e in std::fs::read_dir(&p).unwrap() {
             let e = e.unwrap();
             let name = e.file_name().to_string_lossy().into_owned();
+            let summary_of_a_file = name
+                .strip_suffix(".summary")
+                .is_some_and(|stem| p.join(format!("{stem}.parquet")).is_file());
             assert!(
                 e.file_type().unwrap().is_file()
-                    && name.ends_with(".parquet")
+                    && (name.ends_with(".parquet") || summary_of_a_file)
                     && !name.starts_with(['.', '_']),
                 "stray entry {} in {}",
                 name,
                 p.display()
             );
+            // And every file has its summary: written before it, published before it.
+            if let Some(stem) = name.strip_suffix(".parquet") {
+                assert!(
+                    p.join(format!("{stem}.summary")).is_file(),
+                    "{name} in {} has no summary",
+                    p.display()
+                );
+            }
         }
     }
 }

@@ -72,6 +72,26 @@ async fn the_outliers_api_names_the_planted_kernel() {
             r["left_out"]["defining_the_selection"],
             json!(["duration_ms"])
         );
+        // The server wrote each file's summary beside it, and the window holds them whole.
+        assert!(r["files_summarized"].as_u64().unwrap() >= 1, "{r:#}");
+    }
+    // The partitions' files (not those in `_tmp`, compaction's containers).
+    let dataset = data.join("api");
+    let files: Vec<std::path::PathBuf> = walk(&dataset)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter(|p| {
+            p.strip_prefix(&dataset)
+                .is_ok_and(|r| r.to_string_lossy().starts_with("date="))
+        })
+        .collect();
+    assert!(!files.is_empty());
+    for f in &files {
+        assert!(
+            f.with_extension("summary").is_file(),
+            "{} has no summary",
+            f.display()
+        );
     }
 
     // The same question from the command line, on the data directory.
@@ -115,4 +135,18 @@ async fn the_outliers_api_names_the_planted_kernel() {
     let (status, r) = ask(&server, json!({"dataset": "api", "where": "nope > 1"})).await;
     assert_eq!(status, 400);
     assert!(r["error"].as_str().unwrap().contains("nope"), "{r}");
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -46,6 +46,29 @@ use super::{DATASET, Res, Timing, median, ms};
 /// The 3 s target of issue 7.
 const TARGET: Duration = Duration::from_secs(3);
 
+/// Whether two JSON values are equal, numbers within 1e-9 of each other (relative).
+fn nearly_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::{Array, Number, Object};
+    match (a, b) {
+        (Number(x), Number(y)) => {
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
+            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
+        }
+        (Array(x), Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| nearly_equal(x, y))
+        }
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| nearly_equal(v, w)))
+        }
+        (x, y) => x == y,
+    }
+}
+
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -198,12 +221,40 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
         runs,
         async |e: &QueryEngine| Ok(e.outliers(&question).await?),
     ))?;
+    // The same question with every row counted, as without the files' summaries: the
+    // baseline of this run, and the same answer.
+    let every_row = |q: &Question| Question {
+        summaries: false,
+        ..q.clone()
+    };
+    let (full_rows_t, rows_report) = rt.block_on(cold_warm(
+        root,
+        "loupe: outliers, full, every row counted",
+        runs,
+        async |e: &QueryEngine| Ok(e.outliers(&every_row(&question)).await?),
+    ))?;
+    // Equal but for the last bits of sums added in another order (a share of the rest of a
+    // field's values, the measure's moments).
+    let same = |a: &Report, b: &Report| {
+        let (mut a, mut b) = (a.to_json(), b.to_json());
+        a["files_summarized"] = serde_json::Value::Null;
+        b["files_summarized"] = serde_json::Value::Null;
+        nearly_equal(&a, &b)
+    };
+    assert!(
+        same(&report, &rows_report),
+        "summaries must not change the answer"
+    );
     if std::env::var("OUTLIERS").is_ok_and(|v| v == "full") {
         // Loupe's full question alone: for a profiler, which should see nothing else.
         println!(
-            "loupe, full: cold {}, warm {} (median of {runs})",
+            "loupe, full ({} files from summaries): cold {}, warm {} (median of {runs}); \
+             every row counted: cold {}, warm {}",
+            report.files_summarized,
             ms(full_t.cold),
-            ms(full_t.warm)
+            ms(full_t.warm),
+            ms(full_rows_t.cold),
+            ms(full_rows_t.warm),
         );
         return Ok(());
     }
@@ -217,6 +268,12 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
         singles_report.explanations.is_empty() && singles_report.combinations.is_empty(),
         "the singles-only question must leave nothing to combine"
     );
+    let (singles_rows_t, _) = rt.block_on(cold_warm(
+        root,
+        "loupe: outliers, singles only, every row counted",
+        runs,
+        async |e: &QueryEngine| Ok(e.outliers(&every_row(&singles)).await?),
+    ))?;
 
     // The counting pass as the engine runs it: the fields compared (identifiers, which the
     // engine's probe leaves out, aside) and the measure, strings read as dictionaries, scanned
@@ -357,15 +414,22 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
     };
     row(
         &format!(
-            "loupe, full ({} singles, {} conjunctions reported; {} of {} candidates combined)",
+            "loupe, full ({} singles, {} conjunctions reported; {} of {} candidates combined; \
+             {} files from summaries)",
             report.explanations.len(),
             report.combinations.len(),
             report.conjunction_candidates.1,
-            report.conjunction_candidates.0
+            report.conjunction_candidates.0,
+            report.files_summarized,
         ),
         &full_t,
     );
+    row(
+        "loupe, full, every row counted (no summaries)",
+        &full_rows_t,
+    );
     row("loupe, singles only (no combination pass)", &singles_t);
+    row("loupe, singles only, every row counted", &singles_rows_t);
     row(&format!("DuckDB, {} GROUP BYs, summed", names.len()), &duck);
     println!(
         "| of which DuckDB on the {} identifier fields | {} | {} | | |",
@@ -382,20 +446,23 @@ pub(crate) fn run(rt: &tokio::runtime::Runtime, root: &Path, runs: usize) -> Res
     );
     let less = |a: Duration, b: Duration| ms(a.saturating_sub(b));
     println!(
-        "\nloupe warm, by difference: combination pass {}, probe + ranking {}, \
-         counting pass {} (of which scan {}). DuckDB answers checked against loupe's counts: \
-         {checked} values.",
-        less(full_t.warm, singles_t.warm),
-        less(singles_t.warm, count_t.warm),
+        "\nloupe warm, by difference (every row counted): combination pass {}, probe + \
+         ranking {}, counting pass {} (of which scan {}). DuckDB answers checked against \
+         loupe's counts: {checked} values.",
+        less(full_rows_t.warm, singles_rows_t.warm),
+        less(singles_rows_t.warm, count_t.warm),
         ms(count_t.warm),
         ms(scan_t.warm),
     );
     let without = duck.warm.saturating_sub(duck_ids.warm).as_secs_f64();
     println!(
         "Against DuckDB without the identifier fields (loupe does not read them): full {:.2}x, \
-         singles {:.2}x.",
+         singles {:.2}x. Summaries against every row counted (warm): full {:.2}x, singles \
+         {:.2}x.",
         full_t.warm.as_secs_f64() / without,
         singles_t.warm.as_secs_f64() / without,
+        full_t.warm.as_secs_f64() / full_rows_t.warm.as_secs_f64(),
+        singles_t.warm.as_secs_f64() / singles_rows_t.warm.as_secs_f64(),
     );
     Ok(())
 }

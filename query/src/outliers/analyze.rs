@@ -43,6 +43,9 @@ pub struct Question {
     pub limits: counts::Limits,
     /// Most explanations reported.
     pub top: usize,
+    /// Whether files with summaries are counted from them (see [`summary`]): the same
+    /// answer either way, so only to compare (the benchmark) or to rule them out.
+    pub summaries: bool,
 }
 
 impl Question {
@@ -56,6 +59,7 @@ impl Question {
             thresholds: Thresholds::default(),
             limits: counts::Limits::default(),
             top: 20,
+            summaries: true,
         }
     }
 }
@@ -692,9 +696,9 @@ impl QueryEngine {
             .collect();
         // The files the window holds whole and that have summaries: only their selected
         // rows and those on neither side are counted (see `summary`).
-        let whole = match q.baseline {
-            None => self.whole_file_summaries(q, &measures),
-            Some(_) => Vec::new(),
+        let whole = match (&q.baseline, q.summaries) {
+            (None, true) => self.whole_file_summaries(q, &measures),
+            _ => Vec::new(),
         };
         let dataset = q.dataset.replace('\'', "''");
         let listed = whole

@@ -17,7 +17,7 @@
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::compute::{cast, max, min};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use serde::{Deserialize, Serialize};
@@ -186,6 +186,47 @@ impl Summarizer {
         };
         summary.check_finite()?;
         Ok(summary)
+    }
+}
+
+/// The store's summarizer (see [`loupe_store::summary`]): the outliers' summaries, given by
+/// the binary to whatever writes files (a collector's flushes and compactions, an import).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Summaries;
+
+impl loupe_store::summary::Summarize for Summaries {
+    fn start(&self, schema: &SchemaRef) -> Box<dyn loupe_store::summary::SummaryWriter> {
+        Box::new(Making {
+            summarizer: Summarizer::new(schema),
+            failed: None,
+        })
+    }
+}
+
+/// One file's summary in the making, or why it has none.
+struct Making {
+    summarizer: Summarizer,
+    failed: Option<SummaryError>,
+}
+
+impl loupe_store::summary::SummaryWriter for Making {
+    fn add(&mut self, batch: &RecordBatch) {
+        if self.failed.is_none()
+            && let Err(e) = self.summarizer.add(batch)
+        {
+            self.failed = Some(e);
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Option<Vec<u8>> {
+        let made = match self.failed {
+            Some(e) => Err(e),
+            None => self.summarizer.finish().and_then(|s| s.to_bytes()),
+        };
+        made.inspect_err(|e| {
+            tracing::debug!(error = %e, "a file without a summary (its rows are counted one by one)")
+        })
+        .ok()
     }
 }
 

@@ -961,4 +961,30 @@ async fn answers_from_summaries_are_answers_from_every_row() {
     let one_less = engine.outliers(&whole).await.unwrap();
     assert_eq!(one_less.files_summarized, 3);
     assert_eq!(one_less.explanations, direct.explanations);
+
+    // The scans of some files: one file and the others are all the rows; a file named that
+    // is not there (merged away since it was named) is "not found", which asks again.
+    let path = first
+        .strip_prefix(dir.path().join("api"))
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let count = |which: &str, list: &str| {
+        format!("SELECT count(*) AS n FROM read_dictionaries('api', '{which}', '{list}')")
+    };
+    let n = |r: Vec<serde_json::Value>| r[0]["n"].as_u64().unwrap();
+    let one = n(super::rows(&engine, &count("only", &path)).await);
+    let others = n(super::rows(&engine, &count("except", &path)).await);
+    let all = n(super::rows(&engine, "SELECT count(*) AS n FROM api").await);
+    assert!(one > 0 && others > 0);
+    assert_eq!(one + others, all);
+    for which in ["only", "except"] {
+        let gone = format!("{path},date=2026-11-23/hour=00/gone.parquet");
+        let err = engine.sql(&count(which, &gone), 10).await.unwrap_err();
+        assert!(
+            err.to_string().contains("no longer listed"),
+            "{which}: {err}"
+        );
+    }
 }
