@@ -5,14 +5,12 @@
 //! ordered exactly between the appends before it (their events leave with the sealed
 //! segments) and the ones after it (they go to the new segment and the new buffer).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use loupe_event::ValidEvent;
-use loupe_store::layout::summary_path;
-use loupe_store::summary::{Summarize, summarize_batch};
 use loupe_store::{Catalog, DatasetDir, Partition, events_to_batch, fsutil, write_parquet};
 use tokio::sync::{Notify, oneshot};
 
@@ -219,11 +217,7 @@ impl DatasetHandle {
 
     /// Writes every buffered event to Parquet and retires its WAL segments. Blocking: call it
     /// from a blocking thread.
-    pub(crate) fn flush_blocking(
-        &self,
-        clock: &dyn Clock,
-        summarize: Option<&dyn Summarize>,
-    ) -> Result<FlushStats, WalError> {
+    pub(crate) fn flush_blocking(&self, clock: &dyn Clock) -> Result<FlushStats, WalError> {
         let mut state = self.flush.lock().expect("flush lock");
         let wal_dir = self.dir.wal_dir();
         let (mut sealed, decided) = match state.retry.take() {
@@ -247,7 +241,7 @@ impl DatasetHandle {
                 ..FlushStats::default()
             })
         } else {
-            publish(&self.dir, &mut state.catalog, &mut sealed, clock, summarize)
+            publish(&self.dir, &mut state.catalog, &mut sealed, clock)
         };
         match result {
             Ok(stats) => {
@@ -295,7 +289,6 @@ fn publish(
     catalog: &mut Catalog,
     sealed: &mut Sealed,
     clock: &dyn Clock,
-    summarize: Option<&dyn Summarize>,
 ) -> Result<FlushStats, WalError> {
     let wal_dir = dir.wal_dir();
     let now = clock.now_us();
@@ -322,16 +315,6 @@ fn publish(
                 FILE_COUNTER.fetch_add(1, Ordering::Relaxed)
             );
             let tmp = PathBuf::from(loupe_store::layout::TMP_DIR).join(&name);
-            // The summary is published before its file (a reader that sees the file sees
-            // its summary), and listed before it is written, as the file is.
-            if summarize.is_some() {
-                let summary = summary_path(Path::new(&name));
-                renames.push((summary_path(&tmp), partition.relative_path().join(&summary)));
-                if summarize_batch(summarize, &dir.path().join(&tmp), &batch)?.is_none() {
-                    // No summary for these rows: nothing to publish.
-                    renames.pop();
-                }
-            }
             // Listed before it is written, so a failed write leaves nothing behind either.
             renames.push((tmp.clone(), partition.relative_path().join(&name)));
             stats.bytes += write_parquet(&dir.path().join(&tmp), &batch)?;

@@ -439,12 +439,11 @@ impl Collector {
     async fn flush_all_inner(&self) -> Result<FlushStats> {
         let handles = self.handles();
         let clock = self.inner.clock.clone();
-        let summarize = self.inner.config.summarize.clone();
         tokio::task::spawn_blocking(move || {
             let mut total = FlushStats::default();
             let mut first_err = None;
             for h in handles {
-                match h.flush_blocking(clock.as_ref(), summarize.get()) {
+                match h.flush_blocking(clock.as_ref()) {
                     Ok(s) => {
                         total.events += s.events;
                         total.files += s.files;

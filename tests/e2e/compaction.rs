@@ -235,10 +235,10 @@ fn leftovers(data: &Path) -> Leftovers {
     out
 }
 
-/// Every entry of every partition is a Parquet file with its summary beside it: no
-/// directories, no hidden files, no file without its summary nor summary without its file
-/// (flushes publish both through one commit record, compaction swaps both in and takes the
-/// inputs' away, whenever the process is killed).
+/// Every entry of every partition is a Parquet file, or the summary of a merged one beside
+/// it: no directories, no hidden files, no merged file without its summary nor summary
+/// without its file (compaction swaps both in and takes the inputs' away, whenever the process
+/// is killed).
 fn assert_no_strays(data: &Path) {
     for p in partitions(data) {
         for e in std::fs::read_dir(&p).unwrap() {
@@ -255,11 +255,12 @@ fn assert_no_strays(data: &Path) {
                 name,
                 p.display()
             );
-            // And every file has its summary: written before it, published before it.
+            // Every merged file has its summary (published before it); a flushed one none.
             if let Some(stem) = name.strip_suffix(".parquet") {
-                assert!(
+                assert_eq!(
                     p.join(format!("{stem}.summary")).is_file(),
-                    "{name} in {} has no summary",
+                    stem.ends_with("-m"),
+                    "{name} in {}: a summary if and only if merged",
                     p.display()
                 );
             }
