@@ -508,7 +508,12 @@ impl QueryEngine {
     /// whole, usable for its question (correlated with `measures`), with the files' paths in
     /// the dataset.
     /// A summary that cannot be read is passed over (its file is counted row by row).
-    fn whole_file_summaries(&self, q: &Question, measures: &[&str]) -> Vec<(String, Summary)> {
+    fn whole_file_summaries(
+        &self,
+        q: &Question,
+        plan: &[(String, Counting)],
+        measures: &[&str],
+    ) -> Vec<(String, Summary)> {
         let Ok(name) = loupe_store::DatasetName::from_dir_name(&q.dataset) else {
             return Vec::new();
         };
@@ -537,10 +542,17 @@ impl QueryEngine {
                         tracing::warn!(file = %p.display(), error = %e, "a summary not read");
                     })
                     .ok()?;
+                // A number the file has no column for (a field added since) has no
+                // co-moments in its summary: that file is counted event by event.
+                let numbers_held = plan
+                    .iter()
+                    .filter(|(_, c)| matches!(c, Counting::Deciles | Counting::IntegersUpTo(_)))
+                    .all(|(n, _)| s.fields.iter().any(|f| f.name == *n));
                 let usable = s.version == summary::VERSION
                     && s.max_distinct == q.limits.max_distinct
                     && holds(s.first_us, s.last_us)
-                    && measures.iter().all(|m| s.measures.iter().any(|x| x == m));
+                    && measures.iter().all(|m| s.measures.iter().any(|x| x == m))
+                    && numbers_held;
                 // Its path in the dataset, as `read_dictionaries` takes it.
                 let path = p.strip_prefix(dir.path()).ok()?.to_str()?.to_owned();
                 usable.then_some((path, s))
@@ -697,7 +709,7 @@ impl QueryEngine {
         // The files the window holds whole and that have summaries: only their selected
         // rows and those on neither side are counted (see `summary`).
         let whole = match (&q.baseline, q.summaries) {
-            (None, true) => self.whole_file_summaries(q, &measures),
+            (None, true) => self.whole_file_summaries(q, &plan, &measures),
             _ => Vec::new(),
         };
         let dataset = q.dataset.replace('\'', "''");

@@ -988,3 +988,45 @@ async fn answers_from_summaries_are_answers_from_every_row() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_file_without_a_number_added_since_is_counted_event_by_event() {
+    // The second file has a number the first has not: the first's summary has no
+    // co-moments for it, so only the second file is counted from its summary.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::new(dir.path());
+    let mut s = 23;
+    for (file, with_queue) in [("f1", false), ("f2", true)] {
+        let events = (0..6_000)
+            .map(|i| {
+                let k = (lcg(&mut s) * 4.0) as usize;
+                let ms = latency(&mut s) * if k == 3 { 4.0 } else { 1.0 };
+                let mut e = Event::new()
+                    .with("os.kernel", format!("6.{k}"))
+                    .with("duration_ms", ms);
+                if with_queue {
+                    e = e.with("queue.ms", ms * lcg(&mut s));
+                }
+                ev(T0 + i * (HOUR / 6_000), e)
+            })
+            .collect();
+        write(&store, "api", events, file);
+    }
+    assert_eq!(summarize_files(&store, "api"), 2);
+    let engine = QueryEngine::new(store);
+    let q = Question::new("api", "duration_ms > 500");
+    let summarized = engine.outliers(&q).await.unwrap();
+    let direct = engine
+        .outliers(&Question {
+            summaries: false,
+            ..q.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(summarized.files_summarized, 1);
+    assert_eq!(direct.files_summarized, 0);
+    let (mut a, mut b) = (summarized.to_json(), direct.to_json());
+    a["files_summarized"] = serde_json::Value::Null;
+    b["files_summarized"] = serde_json::Value::Null;
+    assert_eq!(a, b);
+}
