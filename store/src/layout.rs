@@ -214,6 +214,9 @@ fn collect_parquet(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(
     Ok(())
 }
 
+/// Microseconds in an hour partition.
+const HOUR_US: i64 = 3_600_000_000;
+
 /// An hour partition: `date=YYYY-MM-DD/hour=HH`, in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Partition {
@@ -224,13 +227,18 @@ pub struct Partition {
 impl Partition {
     pub fn of(timestamp_us: i64) -> Self {
         Partition {
-            hour_index: timestamp_us.div_euclid(3_600_000_000),
+            hour_index: timestamp_us.div_euclid(HOUR_US),
         }
     }
 
     /// First microsecond of the hour.
     pub fn start_us(&self) -> i64 {
-        self.hour_index * 3_600_000_000
+        self.hour_index * HOUR_US
+    }
+
+    /// First microsecond past the hour.
+    pub fn end_us(&self) -> i64 {
+        self.start_us() + HOUR_US
     }
 
     /// `(date, hour)` as the partition values are written: `("2026-11-23", "04")`.

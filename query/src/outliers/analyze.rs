@@ -521,19 +521,19 @@ impl QueryEngine {
         let Ok(files) = dir.parquet_files() else {
             return Vec::new();
         };
-        const HOUR_US: i64 = 3_600_000_000;
         let holds = |first: i64, last: i64| {
             q.since_us.is_none_or(|s| s <= first) && q.until_us.is_none_or(|u| last < u)
         };
-        let overlaps = |start: i64| {
-            q.since_us.is_none_or(|s| s < start + HOUR_US) && q.until_us.is_none_or(|u| start < u)
+        let overlaps = |part: loupe_store::Partition| {
+            q.since_us.is_none_or(|s| s < part.end_us())
+                && q.until_us.is_none_or(|u| part.start_us() < u)
         };
         files
             .into_iter()
             .filter(|p| {
                 p.parent()
                     .and_then(loupe_store::Partition::from_dir)
-                    .is_none_or(|part| overlaps(part.start_us()))
+                    .is_none_or(overlaps)
             })
             .filter_map(|p| {
                 let bytes = std::fs::read(loupe_store::layout::summary_path(&p)).ok()?;
