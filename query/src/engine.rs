@@ -30,7 +30,7 @@ use crate::executor::Executor;
 use crate::table::dataset_table;
 
 /// Most runs of one query whose files vanish under it (see [`QueryEngine::sql`]).
-const ATTEMPTS: usize = 8;
+pub(crate) const ATTEMPTS: usize = 8;
 
 /// Catalog and schema that hold the datasets; queries name datasets without qualification.
 pub const CATALOG: &str = "loupe";
@@ -200,7 +200,7 @@ impl QueryEngine {
     /// Runs `query` and folds its batches into `init` with `f` as they stream out, without
     /// holding the answer: for analyses (outliers) that read every row of a window. The same
     /// limits as [`QueryEngine::sql`] apply. Not run again when compaction swaps a file
-    /// under it: the error says "not found" and the caller may ask again.
+    /// under it: the error is [`Error::FilesMerged`] and the caller may ask again.
     pub async fn fold_batches<T, F>(&self, query: &str, init: T, mut f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -221,7 +221,7 @@ impl QueryEngine {
                 }
                 Ok::<T, DataFusionError>(acc)
             };
-            work.await.map_err(Error::from_datafusion)
+            work.await.map_err(from_fold)
         })
         .await
     }
@@ -231,7 +231,8 @@ impl QueryEngine {
     /// the query runtime when there is one), so the folding runs on every core as the scan
     /// does, and the partitions' accumulators are then combined with `merge`, in no particular
     /// order (`merge` must not care). The same limits apply; dropping the returned future, or
-    /// the timeout, stops every task. Not run again when compaction swaps a file under it.
+    /// the timeout, stops every task. Not run again when compaction swaps a file under it
+    /// (the error is [`Error::FilesMerged`]).
     pub async fn fold_partitions<T, I, F, M>(
         &self,
         query: &str,
@@ -252,11 +253,8 @@ impl QueryEngine {
                 .query_context()
                 .sql_with_options(&query, Self::sql_options())
                 .await
-                .map_err(Error::from_datafusion)?;
-            let streams = df
-                .execute_stream_partitioned()
-                .await
-                .map_err(Error::from_datafusion)?;
+                .map_err(from_fold)?;
+            let streams = df.execute_stream_partitioned().await.map_err(from_fold)?;
             let (init, fold) = (Arc::new(init), Arc::new(fold));
             // A `JoinSet` aborts what is still running when it is dropped: on the first
             // error, on the timeout and when the caller goes away.
@@ -275,7 +273,7 @@ impl QueryEngine {
             while let Some(done) = tasks.join_next().await {
                 let part = done
                     .map_err(|e| Error::Execution(format!("a partition's fold failed: {e}")))?
-                    .map_err(Error::from_datafusion)?;
+                    .map_err(from_fold)?;
                 match &mut out {
                     Some(acc) => merge(acc, part),
                     None => out = Some(part),
@@ -683,6 +681,16 @@ fn io(source: std::io::Error, path: &std::path::Path) -> object_store::Error {
     }
 }
 
+/// A fold's error: a file gone under it (merged by compaction) is [`Error::FilesMerged`], for
+/// the caller to ask again; the rest as [`Error::from_datafusion`] sorts them.
+fn from_fold(e: DataFusionError) -> Error {
+    if is_not_found(&e) {
+        Error::FilesMerged(e.strip_backtrace())
+    } else {
+        Error::from_datafusion(e)
+    }
+}
+
 /// Whether `e` says a file or object was not found, anywhere in its chain of causes: what a
 /// query that listed a file merged away by compaction fails with.
 fn is_not_found(e: &DataFusionError) -> bool {
@@ -912,6 +920,26 @@ mod tests {
         assert_eq!(counts(&engine).await.unwrap(), (100, 100));
         assert!(swapped.load(std::sync::atomic::Ordering::SeqCst));
         assert_eq!(compact::partition_files(&partition).unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_outliers_question_whose_files_were_merged_under_it_is_asked_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ds, partition) = dataset(tmp.path());
+        let engine = QueryEngine::new(Store::new(tmp.path()));
+        let swapped = Arc::new(AtomicBool::new(false));
+        let (ds2, part2, flag) = (ds.clone(), partition.clone(), swapped.clone());
+        let store = HookedStore::once(move || {
+            stage_merge(&ds2, &part2).exchange().unwrap();
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        engine
+            .context()
+            .register_object_store(ObjectStoreUrl::local_filesystem().as_ref(), store);
+        let question = crate::outliers::analyze::Question::new("api", "id >= 60");
+        let report = engine.outliers(&question).await.unwrap();
+        assert!(swapped.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!((report.selection.rows, report.baseline.rows), (40, 60));
     }
 
     #[tokio::test]

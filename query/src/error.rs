@@ -19,6 +19,10 @@ pub enum Error {
     Timeout { limit_ms: u64 },
     #[error("the query engine failed: {0}")]
     Execution(String),
+    /// A file a pass read was merged away by compaction while it ran (see
+    /// `QueryEngine::fold_partitions`): asking again reads the merged file.
+    #[error("a file was merged by compaction while the query read it ({0}); ask again")]
+    FilesMerged(String),
     #[error(transparent)]
     Store(#[from] loupe_store::Error),
 }
@@ -36,6 +40,8 @@ impl Error {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             Error::Execution(_) | Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // Asking again will.
+            Error::FilesMerged(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -78,7 +78,8 @@ async fn the_outliers_api_names_the_planted_kernel() {
     // Compaction writes each merged file's summary beside it; a question over a window that
     // holds the file whole counts it from its summary, with the same answer.
     let question = json!({"dataset": "api", "where": "duration_ms > 500", "since": "7d"});
-    let (_, first) = ask(&server, question.clone()).await;
+    let (status, first) = ask(&server, question.clone()).await;
+    assert_eq!(status, 200, "{first}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let summarized = loop {
         let (status, r) = ask(&server, question.clone()).await;

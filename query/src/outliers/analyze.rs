@@ -560,8 +560,23 @@ impl QueryEngine {
             .collect()
     }
 
-    /// Answers `q` (see the module doc).
+    /// Answers `q` (see the module doc). A question whose files compaction merged while it
+    /// read them (its passes, or a file it counts from its summary) is asked again, up to
+    /// eight times in all, as [`QueryEngine::sql`] runs a query again.
     pub async fn outliers(&self, q: &Question) -> Result<Report> {
+        let mut attempt = 1;
+        loop {
+            match self.outliers_once(q).await {
+                Err(Error::FilesMerged(e)) if attempt < crate::engine::ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "files merged under the question; asking again");
+                    attempt += 1;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    async fn outliers_once(&self, q: &Question) -> Result<Report> {
         let table = ident(&q.dataset);
         let (schema, _) = self
             .describe(&format!("SELECT * FROM {table} LIMIT 0"))

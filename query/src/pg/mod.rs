@@ -235,6 +235,8 @@ fn pg_error(e: &Error) -> PgWireError {
         Error::ResourcesExhausted(_) => "53200",
         Error::Timeout { .. } => "57014",
         Error::Execution(_) | Error::Store(_) => "XX000",
+        // serialization_failure: the client may run it again.
+        Error::FilesMerged(_) => "40001",
     };
     user_error(code, e.to_string())
 }
