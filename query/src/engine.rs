@@ -27,6 +27,7 @@ use loupe_store::{DatasetName, Store};
 use crate::config::QueryConfig;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
+use crate::outliers::summary_cache::SummaryCache;
 use crate::table::dataset_table;
 
 /// Most runs of one query whose files vanish under it (see [`QueryEngine::sql`]).
@@ -45,6 +46,8 @@ pub struct QueryEngine {
     config: QueryConfig,
     /// Where queries execute; `None`: on the caller's runtime.
     executor: Option<Executor>,
+    /// The files' summaries read so far (outliers questions).
+    pub(crate) summaries: SummaryCache,
 }
 
 /// A query's answer.
@@ -93,6 +96,8 @@ impl QueryEngine {
             .build_arc()
             .expect("runtime with default settings");
         let ctx = SessionContext::new_with_config_rt(session, runtime);
+        // One cache for the engine, its clones and its `outliers(...)` table function.
+        let summaries = SummaryCache::default();
         ctx.register_udtf(
             crate::table::READ_DICTIONARIES,
             Arc::new(crate::table::DictionariesFunction {
@@ -116,6 +121,7 @@ impl QueryEngine {
             Arc::new(crate::outliers::table_fn::OutliersFunction {
                 config: config.clone(),
                 store: store.clone(),
+                summaries: summaries.clone(),
             }),
         );
         // Listings that see a partition's old file set or its new one, whole (see `LocalStore`).
@@ -128,17 +134,24 @@ impl QueryEngine {
             store,
             config,
             executor,
+            summaries,
         }
     }
 
     /// An engine over the session a query runs in (a table function's), on the caller's
     /// runtime: what it runs shares that session's catalog and functions.
-    pub(crate) fn within(state: SessionState, store: Store, config: QueryConfig) -> Self {
+    pub(crate) fn within(
+        state: SessionState,
+        store: Store,
+        config: QueryConfig,
+        summaries: SummaryCache,
+    ) -> Self {
         QueryEngine {
             ctx: SessionContext::new_with_state(state),
             store,
             config,
             executor: None,
+            summaries,
         }
     }
 

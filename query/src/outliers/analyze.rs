@@ -506,56 +506,69 @@ impl QueryEngine {
 
     /// The summaries (see `summary`) of the files of `q`'s dataset that its window holds
     /// whole, usable for its question (correlated with `measures`), with the files' paths in
-    /// the dataset.
+    /// the dataset. Read through the engine's cache (see `summary_cache`), off the caller's
+    /// threads (listing and reading files block).
     /// A summary that cannot be read is passed over (its file is counted row by row).
-    fn whole_file_summaries(
+    async fn whole_file_summaries(
         &self,
         q: &Question,
         plan: &[(String, Counting)],
         measures: &[&str],
-    ) -> Vec<(String, Summary)> {
+    ) -> Vec<(String, Arc<Summary>)> {
         let Ok(name) = loupe_store::DatasetName::from_dir_name(&q.dataset) else {
             return Vec::new();
         };
         let dir = self.store().dataset(&name);
-        let Ok(files) = dir.parquet_files() else {
+        let cache = self.summaries.clone();
+        let (since, until) = (q.since_us, q.until_us);
+        let overlaps = move |part: loupe_store::Partition| {
+            since.is_none_or(|s| s < part.end_us()) && until.is_none_or(|u| part.start_us() < u)
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let files = dir.parquet_files().ok()?;
+            cache.retain_listed(dir.path(), &files);
+            let found = files
+                .into_iter()
+                .filter(|p| {
+                    p.parent()
+                        .and_then(loupe_store::Partition::from_dir)
+                        .is_none_or(overlaps)
+                })
+                .filter_map(|p| {
+                    let s = cache
+                        .get(&loupe_store::layout::summary_path(&p))
+                        .inspect_err(|e| {
+                            tracing::warn!(file = %p.display(), error = %e, "a summary not read");
+                        })
+                        .ok()??;
+                    // Its path in the dataset, as `read_dictionaries` takes it.
+                    let path = p.strip_prefix(dir.path()).ok()?.to_str()?.to_owned();
+                    Some((path, s))
+                })
+                .collect::<Vec<_>>();
+            Some(found)
+        })
+        .await;
+        let Ok(Some(found)) = read else {
             return Vec::new();
         };
         let holds = |first: i64, last: i64| {
-            q.since_us.is_none_or(|s| s <= first) && q.until_us.is_none_or(|u| last < u)
+            since.is_none_or(|s| s <= first) && until.is_none_or(|u| last < u)
         };
-        let overlaps = |part: loupe_store::Partition| {
-            q.since_us.is_none_or(|s| s < part.end_us())
-                && q.until_us.is_none_or(|u| part.start_us() < u)
-        };
-        files
+        found
             .into_iter()
-            .filter(|p| {
-                p.parent()
-                    .and_then(loupe_store::Partition::from_dir)
-                    .is_none_or(overlaps)
-            })
-            .filter_map(|p| {
-                let bytes = std::fs::read(loupe_store::layout::summary_path(&p)).ok()?;
-                let s = Summary::from_bytes(&bytes)
-                    .inspect_err(|e| {
-                        tracing::warn!(file = %p.display(), error = %e, "a summary not read");
-                    })
-                    .ok()?;
+            .filter(|(_, s)| {
                 // A number the file has no column for (a field added since) has no
                 // co-moments in its summary: that file is counted event by event.
                 let numbers_held = plan
                     .iter()
                     .filter(|(_, c)| matches!(c, Counting::Deciles | Counting::IntegersUpTo(_)))
                     .all(|(n, _)| s.fields.iter().any(|f| f.name == *n));
-                let usable = s.version == summary::VERSION
+                s.version == summary::VERSION
                     && s.max_distinct == q.limits.max_distinct
                     && holds(s.first_us, s.last_us)
                     && measures.iter().all(|m| s.measures.iter().any(|x| x == m))
-                    && numbers_held;
-                // Its path in the dataset, as `read_dictionaries` takes it.
-                let path = p.strip_prefix(dir.path()).ok()?.to_str()?.to_owned();
-                usable.then_some((path, s))
+                    && numbers_held
             })
             .collect()
     }
@@ -724,7 +737,7 @@ impl QueryEngine {
         // The files the window holds whole and that have summaries: only their selected
         // rows and those on neither side are counted (see `summary`).
         let whole = match (&q.baseline, q.summaries) {
-            (None, true) => self.whole_file_summaries(q, &plan, &measures),
+            (None, true) => self.whole_file_summaries(q, &plan, &measures).await,
             _ => Vec::new(),
         };
         let dataset = q.dataset.replace('\'', "''");
@@ -753,7 +766,7 @@ impl QueryEngine {
             let (chosen, neither) = self
                 .count_selected_rows(&sql, &plan, measures.len(), limits)
                 .await?;
-            let summaries: Vec<&Summary> = whole.iter().map(|(_, s)| s).collect();
+            let summaries: Vec<&Summary> = whole.iter().map(|(_, s)| s.as_ref()).collect();
             match summary::counts_of_whole_files(
                 &plan, &measures, &summaries, chosen, neither, &limits,
             ) {

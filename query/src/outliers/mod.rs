@@ -23,6 +23,8 @@
 //!   subsets and the terms it explains);
 //! - [`view`]: the BubbleUp-style per-field view;
 //! - [`text`]: the report for a terminal;
+//! - [`summary`]: a file's counts, written beside it, that a question takes for its rows;
+//! - [`summary_cache`]: the summaries read, kept for the next question;
 //! - [`table_fn`]: the `outliers(...)` SQL table function.
 //!
 //! The front doors: `loupe outliers`, `POST /api/v1/outliers` (`crate::http`) and the table
@@ -41,6 +43,7 @@ pub mod sets;
 pub mod shift;
 pub mod stats;
 pub mod summary;
+pub mod summary_cache;
 pub mod table_fn;
 pub mod text;
 pub mod values;

@@ -266,12 +266,17 @@ impl Summary {
     /// A summary as written by [`Summary::to_bytes`]; one that would take more than
     /// [`MAX_JSON_BYTES`] is refused.
     pub fn from_bytes(bytes: &[u8]) -> Result<Summary, SummaryError> {
+        Ok(Summary::from_bytes_sized(bytes)?.0)
+    }
+
+    /// [`Summary::from_bytes`], with the size of its JSON (what it takes in memory, roughly).
+    pub fn from_bytes_sized(bytes: &[u8]) -> Result<(Summary, usize), SummaryError> {
         use std::io::Read;
         let mut json = Vec::new();
         zstd::stream::read::Decoder::new(bytes)?
             .take(MAX_JSON_BYTES)
             .read_to_end(&mut json)?;
-        Ok(serde_json::from_slice(&json)?)
+        Ok((serde_json::from_slice(&json)?, json.len()))
     }
 
     /// JSON has no NaN nor infinity: a sum made of one is refused, naming its field.

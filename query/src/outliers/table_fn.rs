@@ -44,6 +44,8 @@ const USAGE: &str = "outliers(dataset, selection [, baseline [, since [, until [
 pub(crate) struct OutliersFunction {
     pub(crate) config: QueryConfig,
     pub(crate) store: loupe_store::Store,
+    /// The engine's summaries, shared by every call.
+    pub(crate) summaries: super::summary_cache::SummaryCache,
 }
 
 /// The answer's columns.
@@ -76,7 +78,12 @@ impl TableFunctionImpl for OutliersFunction {
         let Some(state) = args.session().as_any().downcast_ref::<SessionState>() else {
             return plan_err!("outliers: called outside a DataFusion session");
         };
-        let engine = QueryEngine::within(state.clone(), self.store.clone(), self.config.clone());
+        let engine = QueryEngine::within(
+            state.clone(),
+            self.store.clone(),
+            self.config.clone(),
+            self.summaries.clone(),
+        );
         let schema = schema();
         let answer = Answer {
             schema: schema.clone(),
