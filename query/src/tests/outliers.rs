@@ -934,17 +934,31 @@ async fn answers_from_summaries_are_answers_from_every_row() {
         until_us: Some(T0 + HOUR + HOUR / 2),
         ..whole.clone()
     };
+    // A baseline of its own: the fast requests, the rest (and those without a duration) on
+    // neither side.
+    let fast = Question {
+        baseline: Some("duration_ms < 100".into()),
+        ..whole.clone()
+    };
     let direct = engine.outliers(&whole).await.unwrap();
     let direct_window = engine.outliers(&window).await.unwrap();
+    let direct_fast = engine.outliers(&fast).await.unwrap();
     assert_eq!(direct.files_summarized, 0);
 
     assert_eq!(summarize_files(&store, "api"), 4);
     let summarized = engine.outliers(&whole).await.unwrap();
     let summarized_window = engine.outliers(&window).await.unwrap();
+    let summarized_fast = engine.outliers(&fast).await.unwrap();
     assert_eq!(summarized.files_summarized, 4);
     assert_eq!(summarized_window.files_summarized, 2);
+    assert_eq!(summarized_fast.files_summarized, 4);
     assert!(direct.selection.rows > 100 && !direct.combinations.is_empty());
-    for (a, b) in [(&summarized, &direct), (&summarized_window, &direct_window)] {
+    assert!(direct_fast.baseline.rows < direct.baseline.rows / 2);
+    for (a, b) in [
+        (&summarized, &direct),
+        (&summarized_window, &direct_window),
+        (&summarized_fast, &direct_fast),
+    ] {
         let (mut a, mut b) = (a.to_json(), b.to_json());
         a["files_summarized"] = serde_json::Value::Null;
         b["files_summarized"] = serde_json::Value::Null;
