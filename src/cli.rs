@@ -35,6 +35,10 @@ pub(crate) enum Command {
     /// through a running server.
     #[command(after_help = INGEST_HELP)]
     Ingest(IngestArgs),
+    /// Write the summaries outliers questions count from for the files of a data directory
+    /// that have none (written by an older loupe, or flushed and never merged). With the
+    /// server stopped: it holds the directory.
+    Summarize(SummarizeArgs),
     /// Check a config's sampling sections, or replay events through one.
     #[command(subcommand)]
     Sampling(SamplingCommand),
@@ -202,6 +206,13 @@ pub(crate) struct OutliersArgs {
 pub(crate) enum OutliersFormat {
     Table,
     Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SummarizeArgs {
+    /// Where datasets live [default: ./loupe-data]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

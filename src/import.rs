@@ -20,12 +20,10 @@ pub(crate) use read::open_decompressed;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use loupe_collector::{Collector, CollectorConfig};
 use loupe_event::Limits;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -55,7 +53,13 @@ pub(crate) async fn run(args: IngestArgs, config: Config) -> anyhow::Result<()> 
         }
         None => {
             let dir = args.data_dir.clone().unwrap_or(config.data_dir);
-            let collector = open_collector(&dir, config.collector).await?;
+            let collector = crate::serve::open_collector(
+                &dir,
+                config.collector,
+                "import through it with --url http://ADDR instead (the address it printed when \
+                 it started)",
+            )
+            .await?;
             let limits = collector.config().limits;
             let target = format!("data directory {}", dir.display());
             (Sink::dir(collector, &args.dataset), limits, target)
@@ -116,23 +120,6 @@ pub(crate) async fn run(args: IngestArgs, config: Config) -> anyhow::Result<()> 
         std::process::exit(EXIT_REJECTED);
     }
     Ok(())
-}
-
-async fn open_collector(dir: &Path, config: CollectorConfig) -> anyhow::Result<Collector> {
-    let path = dir.to_path_buf();
-    let config = crate::serve::writing_summaries(config);
-    let opened = tokio::task::spawn_blocking(move || Collector::open(&path, config)).await?;
-    match opened {
-        Ok(c) => Ok(c),
-        Err(loupe_collector::Error::Locked { path }) => bail!(
-            "data directory {} is in use by another loupe process ({} is locked), most likely \
-             a running `loupe serve`: import through it with --url http://ADDR instead (the \
-             address it printed when it started)",
-            dir.display(),
-            path.display()
-        ),
-        Err(e) => Err(e).with_context(|| format!("opening data directory {}", dir.display())),
-    }
 }
 
 /// Receives the reader's messages and sends its chunks, a few at a time, until the reader is

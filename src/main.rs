@@ -12,6 +12,7 @@ mod sampling_cmd;
 mod serve;
 mod slo_cmd;
 mod sql;
+mod summarize_cmd;
 
 use anyhow::bail;
 use clap::Parser;
@@ -121,6 +122,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Demo(args) => demo::run(args).await,
         Command::Ingest(args) => import::run(args, config).await,
+        Command::Summarize(args) => {
+            let dir = args.data_dir.unwrap_or(config.data_dir);
+            summarize_cmd::run(&dir, config.collector).await
+        }
         Command::Sampling(SamplingCommand::Check { .. }) => sampling_cmd::check(&config),
         Command::Sampling(SamplingCommand::Simulate(args)) => {
             sampling_cmd::simulate(&config, &args)

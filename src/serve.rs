@@ -209,6 +209,29 @@ pub(crate) fn writing_summaries(config: CollectorConfig) -> CollectorConfig {
     }
 }
 
+/// Opens the collector over `dir` with summaries (see [`writing_summaries`]), for a command
+/// that writes into a data directory itself; when a running server holds the directory, the
+/// error says so and what to do instead (`when_locked`).
+pub(crate) async fn open_collector(
+    dir: &Path,
+    config: CollectorConfig,
+    when_locked: &str,
+) -> anyhow::Result<Collector> {
+    let path = dir.to_path_buf();
+    let config = writing_summaries(config);
+    let opened = tokio::task::spawn_blocking(move || Collector::open(&path, config)).await?;
+    match opened {
+        Ok(c) => Ok(c),
+        Err(loupe_collector::Error::Locked { path }) => anyhow::bail!(
+            "data directory {} is in use by another loupe process ({} is locked), most likely \
+             a running `loupe serve`: {when_locked}",
+            dir.display(),
+            path.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("opening data directory {}", dir.display())),
+    }
+}
+
 impl Server {
     /// Opens the store (replaying its WAL) and starts listening.
     pub(crate) async fn start(

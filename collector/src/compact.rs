@@ -48,6 +48,54 @@ impl Collector {
         }
     }
 
+    /// Writes the summary (see `loupe_store::summary`) of every Parquet file of every dataset
+    /// that has none, with the configured summarizer: files written before summaries, and
+    /// flushed files that compaction leaves alone (an hour's last few). Compaction summarizes
+    /// what it merges; this reads the others whole, once, on request (`loupe summarize`).
+    /// Under the compaction lock, so no merge swaps a partition while a summary goes into it.
+    /// A file that cannot be read is passed over, named with its error in the stats: the
+    /// others are still summarized.
+    pub async fn summarize_existing(&self) -> Result<SummarizeStats, CompactError> {
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.summarize_blocking()).await {
+            Ok(r) => r,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(CompactError::Cancelled),
+            },
+        }
+    }
+
+    fn summarize_blocking(&self) -> Result<SummarizeStats, CompactError> {
+        let _one_at_a_time = COMPACTING.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stats = SummarizeStats::default();
+        let Some(summarize) = self.inner.config.summarize.get() else {
+            return Ok(stats);
+        };
+        for handle in self.handles() {
+            let dir = handle.dir();
+            for file in dir.parquet_files()? {
+                if self.inner.shutting_down.load(Ordering::Relaxed) {
+                    return Err(CompactError::Cancelled);
+                }
+                if loupe_store::layout::summary_path(&file).exists() {
+                    stats.had_one += 1;
+                    continue;
+                }
+                match loupe_store::summary::summarize_file(summarize, &file, &dir.tmp_dir()) {
+                    Ok(Some(_)) => stats.summarized += 1,
+                    Ok(None) => stats.without += 1,
+                    Err(e) => {
+                        tracing::warn!(file = %file.display(), error = %e,
+                            "no summary written for this file");
+                        stats.failed.push((file, e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(stats)
+    }
+
     /// Runs [`Collector::compact_all`] every `compaction.interval_ms` until
     /// [`Collector::shutdown`], if `compaction.enabled`. Stops for good, with a warning, on a
     /// filesystem that cannot swap directories atomically.
@@ -205,6 +253,19 @@ impl Collector {
     }
 }
 
+/// What [`Collector::summarize_existing`] did, in files.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SummarizeStats {
+    /// Summaries written.
+    pub summarized: usize,
+    /// Files that had one already.
+    pub had_one: usize,
+    /// Files whose rows have no summary (no rows, or no `timestamp` column).
+    pub without: usize,
+    /// Files that could not be read or whose summary could not be written, with why.
+    pub failed: Vec<(std::path::PathBuf, String)>,
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -302,6 +363,92 @@ mod tests {
         assert_eq!((stats.merges, stats.files_in), (1, 4));
         assert_eq!(seqs(dir.path(), "api"), (0..90).collect::<Vec<_>>());
         c.shutdown().await;
+    }
+
+    /// A summarizer whose summary of a file is its row count, in decimal.
+    #[derive(Debug)]
+    struct RowCount;
+    struct Counting(u64);
+    impl loupe_store::summary::Summarize for RowCount {
+        fn start(&self, _: &arrow::datatypes::SchemaRef) -> Box<dyn SummaryWriter> {
+            Box::new(Counting(0))
+        }
+    }
+    impl SummaryWriter for Counting {
+        fn add(&mut self, batch: &arrow::record_batch::RecordBatch) {
+            self.0 += batch.num_rows() as u64;
+        }
+        fn finish(self: Box<Self>) -> Option<Vec<u8>> {
+            Some(self.0.to_string().into_bytes())
+        }
+    }
+    use loupe_store::summary::SummaryWriter;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn files_without_a_summary_get_one_and_a_bad_file_does_not_stop_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = CollectorConfig {
+            summarize: loupe_store::summary::Summarizer(Some(Arc::new(RowCount))),
+            ..config(4)
+        };
+        let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(FixedClock)).unwrap();
+        for (i, n) in [(0, 10), (1, 7), (2, 3)] {
+            send(&c, "api", i * 100, n).await;
+            c.flush_all().await.unwrap();
+        }
+        send(&c, "web", 0, 5).await;
+        c.flush_all().await.unwrap();
+        let mut all = files(dir.path(), "api");
+        all.extend(files(dir.path(), "web"));
+        assert_eq!(all.len(), 4);
+        // Flushes write none.
+        assert!(
+            all.iter()
+                .all(|f| !loupe_store::layout::summary_path(f).exists())
+        );
+        // A file that is not Parquet, beside them.
+        let bad = all[0].with_file_name("broken.parquet");
+        std::fs::write(&bad, b"not parquet").unwrap();
+
+        let stats = c.summarize_existing().await.unwrap();
+        assert_eq!((stats.summarized, stats.had_one, stats.without), (4, 0, 0));
+        assert_eq!(stats.failed.len(), 1);
+        assert_eq!(stats.failed[0].0, bad);
+        let mut counts: Vec<u64> = all
+            .iter()
+            .map(|f| {
+                let s = std::fs::read_to_string(loupe_store::layout::summary_path(f)).unwrap();
+                s.parse().unwrap()
+            })
+            .collect();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![3, 5, 7, 10],
+            "each summary is of its own file's rows"
+        );
+        // No temporary file left in the partition or in `_tmp`.
+        let partition = all[0].parent().unwrap();
+        let names: Vec<String> = std::fs::read_dir(partition)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| n.ends_with(".parquet") || n.ends_with(".summary")),
+            "{names:?}"
+        );
+        let tmp = Store::new(dir.path())
+            .dataset(&DatasetName::new("api").unwrap())
+            .tmp_dir();
+        assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0);
+
+        // Once is enough.
+        std::fs::remove_file(&bad).unwrap();
+        let again = c.summarize_existing().await.unwrap();
+        assert_eq!((again.summarized, again.had_one), (0, 4));
+        assert!(again.failed.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread")]

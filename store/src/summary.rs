@@ -8,7 +8,10 @@
 //! Publication: the summary is written and fsynced before its file is published, and published
 //! (renamed into the partition) before it, so a reader that sees a file sees its summary if it
 //! has one. Compaction writes the merged file's summary from the merged rows, and leaves the
-//! inputs' summaries behind with the inputs.
+//! inputs' summaries behind with the inputs. A file published without one (flushed, or written
+//! before summaries) can be given one later ([`summarize_file`]): the summary appears whole
+//! beside it, which a reader that already listed the file may or may not see; either way it
+//! counts the file's rows once.
 
 use std::fmt::Debug;
 use std::fs::File;
@@ -70,9 +73,7 @@ impl PartialEq for Summarizer {
 /// and fsyncs it; returns its path.
 pub fn write_summary(parquet: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let path = summary_path(parquet);
-    let mut file = File::create_new(&path).ctx("create", &path)?;
-    file.write_all(bytes).ctx("write", &path)?;
-    file.sync_all().ctx("fsync", &path)?;
+    write_summary_at(&path, bytes)?;
     Ok(path)
 }
 
@@ -92,4 +93,46 @@ pub fn summarize_batch(
         Some(bytes) => write_summary(parquet, &bytes).map(Some),
         None => Ok(None),
     }
+}
+
+/// Rows read at a time when a published file is summarized.
+const READ_BATCH_ROWS: usize = 65_536;
+
+/// Writes the summary of the published Parquet file `parquet`, read back whole, as `summarize`
+/// makes it: written and fsynced in `tmp_dir` (the dataset's, on the same filesystem), then
+/// renamed beside the file, so a reader sees no summary or all of it (and a crash leaves the
+/// temporary file where opening the dataset clears it). `None` when the rows have none. The
+/// caller keeps compaction out of the partition meanwhile: a summary renamed into a partition
+/// whose new set is being staged would be left with the old set.
+pub fn summarize_file(
+    summarize: &dyn Summarize,
+    parquet: &Path,
+    tmp_dir: &Path,
+) -> Result<Option<PathBuf>> {
+    let file = File::open(parquet).ctx("open", parquet)?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()?;
+    let mut writer = summarize.start(&arrow::record_batch::RecordBatchReader::schema(&reader));
+    for batch in reader {
+        writer.add(&batch?);
+    }
+    let Some(bytes) = writer.finish() else {
+        return Ok(None);
+    };
+    let target = summary_path(parquet);
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = tmp_dir.join(format!("summary-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    write_summary_at(&tmp, &bytes)?;
+    std::fs::rename(&tmp, &target).ctx("rename", &tmp)?;
+    crate::fsutil::fsync_dir(parquet.parent().unwrap_or(Path::new(".")))?;
+    Ok(Some(target))
+}
+
+/// Writes `bytes` to a new file at `path` and fsyncs it.
+fn write_summary_at(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create_new(path).ctx("create", path)?;
+    file.write_all(bytes).ctx("write", path)?;
+    file.sync_all().ctx("fsync", path)
 }

@@ -15,6 +15,21 @@ fn lcg(seed: &mut u64) -> f64 {
     (*seed >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// `n` requests as NDJSON lines; kernel 6.6 makes them 4x slower.
+fn planted(n: usize) -> Vec<String> {
+    let mut s = 3;
+    (0..n)
+        .map(|i| {
+            let k = (lcg(&mut s) * 8.0) as usize;
+            let ms = 40.0 * (lcg(&mut s) * 3.0).exp() * if k == 6 { 4.0 } else { 1.0 };
+            format!(
+                r#"{{"os.kernel": "6.{k}", "request.id": "r{i}", "duration_ms": {ms}, "zone": "z{}"}}"#,
+                i % 3
+            )
+        })
+        .collect()
+}
+
 async fn ask(server: &ServerProcess, body: Value) -> (u16, Value) {
     let resp = client()
         .post(server.url("/api/v1/outliers"))
@@ -29,18 +44,7 @@ async fn ask(server: &ServerProcess, body: Value) -> (u16, Value) {
 async fn the_outliers_api_names_the_planted_kernel() {
     let (_tmp, data) = temp_data_dir();
     let server = ServerProcess::start(&data, Some(FAST_FLUSH));
-    // 20,000 requests; kernel 6.6 makes them 4x slower.
-    let mut s = 3;
-    let lines: Vec<String> = (0..20_000)
-        .map(|i| {
-            let k = (lcg(&mut s) * 8.0) as usize;
-            let ms = 40.0 * (lcg(&mut s) * 3.0).exp() * if k == 6 { 4.0 } else { 1.0 };
-            format!(
-                r#"{{"os.kernel": "6.{k}", "request.id": "r{i}", "duration_ms": {ms}, "zone": "z{}"}}"#,
-                i % 3
-            )
-        })
-        .collect();
+    let lines = planted(20_000);
     for chunk in lines.chunks(5_000) {
         let resp = client()
             .post(server.url("/v1/events/api"))
@@ -146,6 +150,97 @@ async fn the_outliers_api_names_the_planted_kernel() {
     let (status, r) = ask(&server, json!({"dataset": "api", "where": "nope > 1"})).await;
     assert_eq!(status, 400);
     assert!(r["error"].as_str().unwrap().contains("nope"), "{r}");
+}
+
+/// Runs `loupe ARGS` on the data directory `data`, with `stdin` piped in.
+fn loupe(args: &[&str], data: &std::path::Path, stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(crate::support::LOUPE)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env("LOUPE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn loupe_summarize_gives_files_without_one_the_summary_questions_count_from() {
+    let (_tmp, data) = temp_data_dir();
+    let lines = planted(20_000).join("\n");
+    let out = loupe(
+        &["ingest", "-", "--dataset", "api"],
+        &data,
+        lines.as_bytes(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let ask = || {
+        let out = loupe(
+            &[
+                "outliers",
+                "--dataset",
+                "api",
+                "--where",
+                "duration_ms > 500",
+                "--format",
+                "json",
+            ],
+            &data,
+            b"",
+        );
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    // Imported files are flushed files: no summaries until they are merged.
+    let before = ask();
+    assert_eq!(before["files_summarized"], 0, "{before:#}");
+    let parquet = walk(&data.join("api"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .count();
+    assert!(parquet >= 1);
+
+    let out = loupe(&["summarize"], &data, b"");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let said = match parquet {
+        1 => "1 file summarized".to_owned(),
+        n => format!("{n} files summarized"),
+    };
+    assert!(stdout.starts_with(&said), "{stdout}");
+    let mut after = ask();
+    assert_eq!(after["files_summarized"], parquet, "{after:#}");
+    // The same answer, counted from the summaries.
+    let mut before = before;
+    before["files_summarized"] = Value::Null;
+    after["files_summarized"] = Value::Null;
+    assert_eq!(after, before);
+    assert_eq!(
+        after["explanations"][0]["terms"][0],
+        json!({"field": "os.kernel", "value": "6.6"})
+    );
+    // Once is enough.
+    let out = loupe(&["summarize"], &data, b"");
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("0 files summarized"), "{stdout}");
+    assert!(stdout.contains(&format!("{said} had one already").replace(" summarized", "")));
+
+    // A running server holds the directory: the command says so, and what to do.
+    let _server = ServerProcess::start(&data, None);
+    let out = loupe(&["summarize"], &data, b"");
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("loupe serve") && stderr.contains("stop it"),
+        "{stderr}"
+    );
 }
 
 /// Every file under `dir`, recursively.
