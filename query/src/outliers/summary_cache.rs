@@ -3,9 +3,10 @@
 //! Why: a question reads the summary of every file its window holds whole, and reading one is
 //! a file read, a zstd decompression and a JSON parse (about 10 ms for a 3.7M-event file's
 //! 2.4 MB): tens of milliseconds a question for a day of files, all on one core before the
-//! passes start. Files never change and never reuse a name, so a summary read once stands
-//! for its file as long as the file is listed; a question uses a summary only for a file its
-//! listing holds, so a summary whose file compaction merged away is never used, and is
+//! passes start. A summary kept is used while its file on disk has the same size and
+//! modification time (a stat, microseconds): loupe never rewrites one, but a directory
+//! restored from a backup or written by hand may. A question uses a summary only for a file
+//! its listing holds, so a summary whose file compaction merged away is never used, and is
 //! dropped at the next question over its dataset.
 //!
 //! Bounded by the summaries' decompressed sizes ([`SummaryCache::new`]), least recently used
@@ -15,6 +16,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use loupe_store::layout::summary_path;
 
@@ -30,12 +32,23 @@ pub struct SummaryCache {
     inner: Arc<Mutex<Kept>>,
 }
 
+/// A summary kept, with what it was read from.
+#[derive(Debug)]
+struct Entry {
+    summary: Arc<Summary>,
+    /// The summary file's size and modification time when it was read.
+    file: (u64, Option<SystemTime>),
+    /// Its decompressed size: what it counts against the capacity.
+    size: usize,
+    /// `Kept::clock` when it was last used.
+    used: u64,
+}
+
 #[derive(Debug)]
 struct Kept {
     capacity: usize,
     bytes: usize,
-    /// Each summary with its size and when it was last used (`clock` at that use).
-    entries: HashMap<PathBuf, (Arc<Summary>, usize, u64)>,
+    entries: HashMap<PathBuf, Entry>,
     clock: u64,
     /// Summaries read from disk (not found in the cache), for tests and logs.
     reads: u64,
@@ -64,7 +77,15 @@ impl SummaryCache {
     /// The summary at `path`, from the cache or read from disk. `Ok(None)` when there is
     /// none (a file flushed and not merged yet has none).
     pub fn get(&self, path: &Path) -> Result<Option<Arc<Summary>>, SummaryError> {
-        if let Some(found) = self.lock().touch(path) {
+        let file = match std::fs::metadata(path) {
+            Ok(m) => (m.len(), m.modified().ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lock().remove(path);
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(found) = self.lock().touch(path, file) {
             return Ok(Some(found));
         }
         let bytes = match std::fs::read(path) {
@@ -72,11 +93,14 @@ impl SummaryCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let (summary, size) = Summary::from_bytes_sized(&bytes)?;
-        let summary = Arc::new(summary);
         let mut kept = self.lock();
         kept.reads += 1;
-        kept.insert(path.to_owned(), summary.clone(), size);
+        kept.remove(path);
+        drop(kept);
+        let (summary, size) = Summary::from_bytes_sized(&bytes)?;
+        let summary = Arc::new(summary);
+        self.lock()
+            .insert(path.to_owned(), summary.clone(), file, size);
         Ok(Some(summary))
     }
 
@@ -118,15 +142,22 @@ impl SummaryCache {
 }
 
 impl Kept {
-    fn touch(&mut self, path: &Path) -> Option<Arc<Summary>> {
+    /// The summary kept for `path`, if it was read from the file as it is now (`file`).
+    fn touch(&mut self, path: &Path, file: (u64, Option<SystemTime>)) -> Option<Arc<Summary>> {
         self.clock += 1;
         let clock = self.clock;
-        let (summary, _, used) = self.entries.get_mut(path)?;
-        *used = clock;
-        Some(summary.clone())
+        let entry = self.entries.get_mut(path).filter(|e| e.file == file)?;
+        entry.used = clock;
+        Some(entry.summary.clone())
     }
 
-    fn insert(&mut self, path: PathBuf, summary: Arc<Summary>, size: usize) {
+    fn insert(
+        &mut self,
+        path: PathBuf,
+        summary: Arc<Summary>,
+        file: (u64, Option<SystemTime>),
+        size: usize,
+    ) {
         self.remove(&path);
         if size > self.capacity {
             return;
@@ -135,7 +166,7 @@ impl Kept {
             let Some(oldest) = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (.., used))| *used)
+                .min_by_key(|(_, e)| e.used)
                 .map(|(p, _)| p.clone())
             else {
                 break;
@@ -144,12 +175,21 @@ impl Kept {
         }
         self.clock += 1;
         self.bytes += size;
-        self.entries.insert(path, (summary, size, self.clock));
+        let used = self.clock;
+        self.entries.insert(
+            path,
+            Entry {
+                summary,
+                file,
+                size,
+                used,
+            },
+        );
     }
 
     fn remove(&mut self, path: &Path) {
-        if let Some((_, size, _)) = self.entries.remove(path) {
-            self.bytes -= size;
+        if let Some(e) = self.entries.remove(path) {
+            self.bytes -= e.size;
         }
     }
 }
@@ -186,6 +226,8 @@ mod tests {
         )
         .unwrap();
         let bytes = summarize(&batch).unwrap().to_bytes().unwrap();
+        // Replaced, not written over: a new file, as a restore would make.
+        let _ = std::fs::remove_file(summary_path(file));
         std::fs::write(summary_path(file), &bytes).unwrap();
         Summary::from_bytes_sized(&bytes).unwrap().1
     }
@@ -207,9 +249,7 @@ mod tests {
         assert_eq!(first.all.rows, 10);
         get(1);
         assert_eq!(cache.reads(), 2);
-        // Read again from the cache, not the disk: a summary overwritten on disk (which a
-        // file's never is) still reads as it was.
-        write_summary(&files[0], 3);
+        // Read again from the cache, not the disk.
         assert_eq!(get(0).all.rows, 10);
         assert_eq!(cache.reads(), 2);
         // A third: the least recently used (the second) goes.
@@ -218,6 +258,14 @@ mod tests {
         assert_eq!(get(0).all.rows, 10);
         get(1);
         assert_eq!(cache.reads(), 4, "the second was pushed out and read again");
+        // A summary rewritten on disk (loupe never does; a restore may) is read again.
+        write_summary(&files[0], 3);
+        assert_eq!(get(0).all.rows, 3);
+        assert_eq!(cache.reads(), 5);
+        // One removed is gone from the cache too.
+        std::fs::remove_file(summary_path(&files[0])).unwrap();
+        assert!(cache.get(&summary_path(&files[0])).unwrap().is_none());
+        assert_eq!(cache.len(), 1);
         // No summary: none, and nothing kept.
         let none = dir.path().join("none.parquet");
         assert!(cache.get(&summary_path(&none)).unwrap().is_none());
