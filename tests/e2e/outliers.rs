@@ -226,6 +226,27 @@ fn loupe_summarize_gives_files_without_one_the_summary_questions_count_from() {
         after["explanations"][0]["terms"][0],
         json!({"field": "os.kernel", "value": "6.6"})
     );
+    // The report for a terminal says so too.
+    let out = loupe(
+        &[
+            "outliers",
+            "--dataset",
+            "api",
+            "--where",
+            "duration_ms > 500",
+        ],
+        &data,
+        b"",
+    );
+    let counted = match parquet {
+        1 => "1 file counted from its summary".to_owned(),
+        n => format!("{n} files counted from their summaries"),
+    };
+    assert!(
+        text(&out.stdout).contains(&counted),
+        "{}",
+        text(&out.stdout)
+    );
     // Once is enough.
     let out = loupe(&["summarize"], &data, b"");
     let stdout = text(&out.stdout);

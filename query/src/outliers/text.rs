@@ -183,5 +183,14 @@ pub fn report_text(report: &Report, selection: &str, limits: TextLimits) -> Stri
     if !left_out.is_empty() {
         let _ = writeln!(out, "\nleft out: {}", left_out.join("; "));
     }
+    // Where the baseline's counts came from, so a slow answer over files without summaries
+    // can be told from one with them (`loupe summarize` writes the missing ones).
+    match report.files_summarized {
+        0 => {}
+        1 => out.push_str("\n1 file counted from its summary\n"),
+        n => {
+            let _ = writeln!(out, "\n{n} files counted from their summaries");
+        }
+    }
     out
 }
