@@ -13,7 +13,7 @@
 //! out first. Reads happen outside the lock: two questions may read the same summary at
 //! once, and the second copy only replaces the first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -106,11 +106,12 @@ impl SummaryCache {
 
     /// Drops the summaries under `dir` whose files are not among `listed` (merged away).
     pub fn retain_listed(&self, dir: &Path, listed: &[PathBuf]) {
+        let listed: HashSet<PathBuf> = listed.iter().map(|f| summary_path(f)).collect();
         let mut kept = self.lock();
         let gone: Vec<PathBuf> = kept
             .entries
             .keys()
-            .filter(|p| p.starts_with(dir) && !listed.iter().any(|f| summary_path(f) == **p))
+            .filter(|p| p.starts_with(dir) && !listed.contains(*p))
             .cloned()
             .collect();
         for p in gone {
