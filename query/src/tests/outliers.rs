@@ -971,6 +971,18 @@ async fn answers_from_summaries_are_answers_from_every_row() {
         .parquet_files()
         .unwrap()[0]
         .clone();
+    // The table function shares the engine's summaries: a fresh engine asked in SQL first
+    // has read them when it is asked directly.
+    let shared = QueryEngine::new(store.clone());
+    let rows = super::rows(
+        &shared,
+        "SELECT count(*) AS n FROM outliers('api', 'duration_ms > 500')",
+    )
+    .await;
+    assert!(rows[0]["n"].as_i64().unwrap() > 0, "{rows:?}");
+    assert_eq!(shared.summaries.reads(), 4);
+    assert_eq!(shared.outliers(&whole).await.unwrap().files_summarized, 4);
+    assert_eq!(shared.summaries.reads(), 4);
     // The engine keeps the summaries it read: asked again, it reads none.
     let reads = engine.summaries.reads();
     let again = engine.outliers(&whole).await.unwrap();
