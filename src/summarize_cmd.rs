@@ -19,7 +19,15 @@ pub(crate) async fn run(dir: &Path, config: CollectorConfig) -> anyhow::Result<(
         "stop it, run `loupe summarize`, and start it again",
     )
     .await?;
-    let outcome = collector.summarize_existing().await;
+    // Events the write-ahead log held from a server stopped mid-flush go to files first, so
+    // they are summarized too.
+    let outcome = match collector.flush_all().await {
+        Ok(_) => collector
+            .summarize_existing()
+            .await
+            .map_err(anyhow::Error::from),
+        Err(e) => Err(anyhow::Error::from(e).context("flushing the events the log held")),
+    };
     collector.shutdown().await;
     let stats = outcome?;
     println!(

@@ -170,8 +170,8 @@ fn loupe(args: &[&str], data: &std::path::Path, stdin: &[u8]) -> std::process::O
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn loupe_summarize_gives_files_without_one_the_summary_questions_count_from() {
+#[tokio::test]
+async fn loupe_summarize_gives_files_without_one_the_summary_questions_count_from() {
     let (_tmp, data) = temp_data_dir();
     let lines = planted(20_000).join("\n");
     let out = loupe(
@@ -254,7 +254,7 @@ fn loupe_summarize_gives_files_without_one_the_summary_questions_count_from() {
     assert!(stdout.contains(&format!("{said} had one already").replace(" summarized", "")));
 
     // A running server holds the directory: the command says so, and what to do.
-    let _server = ServerProcess::start(&data, None);
+    let server = ServerProcess::start(&data, Some("[collector]\nflush_interval_ms = 600000\n"));
     let out = loupe(&["summarize"], &data, b"");
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
@@ -262,6 +262,25 @@ fn loupe_summarize_gives_files_without_one_the_summary_questions_count_from() {
         stderr.contains("loupe serve") && stderr.contains("stop it"),
         "{stderr}"
     );
+    // Events acknowledged (in the write-ahead log, not yet in a file) when the server dies:
+    // the command puts them in a file and summarizes it with the rest.
+    let resp = client()
+        .post(server.url("/v1/events/api"))
+        .body(planted(1_000).join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.kill();
+    let out = loupe(&["summarize"], &data, b"");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.starts_with("1 file summarized"), "{stdout}");
+    let last = ask();
+    let events =
+        last["selection"]["rows"].as_u64().unwrap() + last["baseline"]["rows"].as_u64().unwrap();
+    assert_eq!(events, 21_000, "{last:#}");
+    assert_eq!(last["files_summarized"], parquet + 1, "{last:#}");
 }
 
 /// Every file under `dir`, recursively.
