@@ -38,14 +38,7 @@ impl Collector {
     /// nothing and returns [`CompactError::ExchangeUnsupported`].
     pub async fn compact_all(&self) -> Result<CompactStats, CompactError> {
         let this = self.clone();
-        match tokio::task::spawn_blocking(move || this.compact_blocking()).await {
-            Ok(r) => r,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                // Cancelled: the runtime is shutting down.
-                Err(_) => Err(CompactError::Cancelled),
-            },
-        }
+        off_the_runtime(move || this.compact_blocking()).await
     }
 
     /// Writes the summary (see `loupe_store::summary`) of every Parquet file of every dataset
@@ -57,13 +50,7 @@ impl Collector {
     /// others are still summarized.
     pub async fn summarize_existing(&self) -> Result<SummarizeStats, CompactError> {
         let this = self.clone();
-        match tokio::task::spawn_blocking(move || this.summarize_blocking()).await {
-            Ok(r) => r,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(_) => Err(CompactError::Cancelled),
-            },
-        }
+        off_the_runtime(move || this.summarize_blocking()).await
     }
 
     fn summarize_blocking(&self) -> Result<SummarizeStats, CompactError> {
@@ -250,6 +237,20 @@ impl Collector {
             let _ = fsutil::fsync_dir(&tmp);
         }
         result
+    }
+}
+
+/// Runs `work` (file work that blocks) on tokio's blocking threads; its panic is passed on.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CompactError> + Send + 'static,
+) -> Result<T, CompactError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(r) => r,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => Err(CompactError::Cancelled),
+        },
     }
 }
 

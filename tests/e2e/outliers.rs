@@ -180,20 +180,15 @@ async fn loupe_summarize_gives_files_without_one_the_summary_questions_count_fro
         lines.as_bytes(),
     );
     assert!(out.status.success(), "{out:?}");
+    let question = [
+        "outliers",
+        "--dataset",
+        "api",
+        "--where",
+        "duration_ms > 500",
+    ];
     let ask = || {
-        let out = loupe(
-            &[
-                "outliers",
-                "--dataset",
-                "api",
-                "--where",
-                "duration_ms > 500",
-                "--format",
-                "json",
-            ],
-            &data,
-            b"",
-        );
+        let out = loupe(&[&question[..], &["--format", "json"]].concat(), &data, b"");
         assert!(out.status.success(), "{out:?}");
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
@@ -227,17 +222,7 @@ async fn loupe_summarize_gives_files_without_one_the_summary_questions_count_fro
         json!({"field": "os.kernel", "value": "6.6"})
     );
     // The report for a terminal says so too.
-    let out = loupe(
-        &[
-            "outliers",
-            "--dataset",
-            "api",
-            "--where",
-            "duration_ms > 500",
-        ],
-        &data,
-        b"",
-    );
+    let out = loupe(&question, &data, b"");
     let counted = match parquet {
         1 => "1 file counted from its summary".to_owned(),
         n => format!("{n} files counted from their summaries"),
