@@ -407,8 +407,8 @@ mod tests {
             all.iter()
                 .all(|f| !loupe_store::layout::summary_path(f).exists())
         );
-        // A file that is not Parquet, beside them.
-        let bad = all[0].with_file_name("broken.parquet");
+        // A file that is not Parquet, beside them, listed first (`.` sorts before digits).
+        let bad = all[0].with_file_name("0.parquet");
         std::fs::write(&bad, b"not parquet").unwrap();
 
         let stats = c.summarize_existing().await.unwrap();
