@@ -6,6 +6,8 @@
 //! ([`Policy`](loupe_store::compact::Policy)), write each merged file without any lock, and
 //! swap it in under the dataset's flush lock, from the partition's listing at that moment.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,6 +25,15 @@ use crate::dataset::DatasetHandle;
 /// still lists would show it the kept files without the inputs. Listing takes microseconds;
 /// this is generous, and costs only the disk of one interval's inputs.
 pub(crate) const OLD_SET_GRACE: Duration = Duration::from_secs(5);
+
+/// Files too big to merge that are given their missing summary per round, at most: each is
+/// read whole (seconds for a merged file), so a directory written before summaries catches up
+/// over many rounds without taking ingest's CPU at once. `loupe summarize` does all at once.
+const SUMMARIES_PER_ROUND: usize = 1;
+
+/// Big files that had no summary to give (no rows) or could not be read, so later rounds do
+/// not read them again (`loupe summarize` still tries them).
+static PASSED_OVER: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// One compaction at a time in the process: a round must not sweep another's container, and
 /// merges hold one batch per open input, so two at once would double the memory.
@@ -83,6 +94,55 @@ impl Collector {
         Ok(stats)
     }
 
+    /// Gives up to [`SUMMARIES_PER_ROUND`] files that no merge will take (half the target
+    /// size or more) the summary they lack: files merged before summaries existed. A file that
+    /// cannot be summarized is named in a warning and passed over by later rounds.
+    fn summarize_big_files(
+        &self,
+        handles: &[std::sync::Arc<DatasetHandle>],
+        policy: &Policy,
+        stats: &mut CompactStats,
+    ) {
+        let Some(summarize) = self.inner.config.summarize.get() else {
+            return;
+        };
+        for handle in handles {
+            let dir = handle.dir();
+            let Ok(partitions) = compact::partition_dirs(dir) else {
+                continue;
+            };
+            for partition in partitions {
+                let Ok(files) = compact::partition_files(&partition) else {
+                    continue;
+                };
+                for f in files {
+                    if stats.summarized >= SUMMARIES_PER_ROUND
+                        || self.inner.shutting_down.load(Ordering::Relaxed)
+                    {
+                        return;
+                    }
+                    if f.bytes < policy.target_file_bytes / 2
+                        || loupe_store::layout::summary_path(&f.path).exists()
+                        || passed_over().contains(&f.path)
+                    {
+                        continue;
+                    }
+                    match loupe_store::summary::summarize_file(summarize, &f.path, &dir.tmp_dir()) {
+                        Ok(Some(_)) => stats.summarized += 1,
+                        Ok(None) => {
+                            passed_over().insert(f.path);
+                        }
+                        Err(e) => {
+                            tracing::warn!(file = %f.path.display(), error = %e,
+                                "no summary written for this file; compaction will not try again");
+                            passed_over().insert(f.path);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs [`Collector::compact_all`] every `compaction.interval_ms` until
     /// [`Collector::shutdown`], if `compaction.enabled`. Stops for good, with a warning, on a
     /// filesystem that cannot swap directories atomically.
@@ -100,7 +160,7 @@ impl Collector {
                     break;
                 }
                 match this.compact_all().await {
-                    Ok(stats) if stats.merges > 0 => {
+                    Ok(stats) if stats.merges > 0 || stats.summarized > 0 => {
                         tracing::debug!(?stats, "compacted");
                     }
                     Ok(_) | Err(CompactError::Cancelled) => {}
@@ -122,8 +182,9 @@ impl Collector {
         let cancel = &self.inner.shutting_down;
         let mut stats = CompactStats::default();
         let mut first_err = None;
-        for handle in self.handles() {
-            match self.compact_dataset(&handle, &policy, cancel, &mut stats) {
+        let handles = self.handles();
+        for handle in &handles {
+            match self.compact_dataset(handle, &policy, cancel, &mut stats) {
                 Ok(()) => {}
                 Err(e @ (CompactError::ExchangeUnsupported { .. } | CompactError::Cancelled)) => {
                     return Err(e);
@@ -134,6 +195,7 @@ impl Collector {
                 }
             }
         }
+        self.summarize_big_files(&handles, &policy, &mut stats);
         match first_err {
             Some(e) => Err(e),
             None => Ok(stats),
@@ -238,6 +300,11 @@ impl Collector {
         }
         result
     }
+}
+
+fn passed_over() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
+    // A set of paths is whole after any panic: a poisoned lock is still a good set.
+    PASSED_OVER.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs `work` (file work that blocks) on tokio's blocking threads; its panic is passed on.
@@ -450,6 +517,45 @@ mod tests {
         let again = c.summarize_existing().await.unwrap();
         assert_eq!((again.summarized, again.had_one), (0, 4));
         assert!(again.failed.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn compaction_summarizes_files_too_big_to_merge_one_a_round() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every file is at least half the target: none is ever merged.
+        let config = CollectorConfig {
+            summarize: loupe_store::summary::Summarizer(Some(Arc::new(RowCount))),
+            compaction: CompactionConfig {
+                enabled: false,
+                target_file_bytes: 2,
+                min_files: 2,
+                ..CompactionConfig::default()
+            },
+            ..CollectorConfig::default()
+        };
+        let (c, _) = Collector::open_with_clock(dir.path(), config, Arc::new(FixedClock)).unwrap();
+        for (i, n) in [(0, 10), (1, 7), (2, 3)] {
+            send(&c, "api", i * 100, n).await;
+            c.flush_all().await.unwrap();
+        }
+        let all = files(dir.path(), "api");
+        assert_eq!(all.len(), 3);
+        let summarized = |f: &std::path::PathBuf| loupe_store::layout::summary_path(f).exists();
+        for round in 1..=3 {
+            let stats = c.compact_all().await.unwrap();
+            assert_eq!((stats.merges, stats.summarized), (0, 1), "round {round}");
+            assert_eq!(all.iter().filter(|f| summarized(f)).count(), round);
+        }
+        assert_eq!(c.compact_all().await.unwrap(), CompactStats::default());
+        let mut counts: Vec<u64> = all
+            .iter()
+            .map(|f| {
+                let s = std::fs::read_to_string(loupe_store::layout::summary_path(f)).unwrap();
+                s.parse().unwrap()
+            })
+            .collect();
+        counts.sort();
+        assert_eq!(counts, vec![3, 7, 10]);
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -805,6 +805,9 @@ pub struct CompactStats {
     pub rows: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Files given the summary they lacked: files too big to be merged again (written before
+    /// summaries), which compaction would otherwise never summarize.
+    pub summarized: usize,
 }
 
 impl CompactStats {
