@@ -5,6 +5,8 @@
 //! have had time to finish with them, then for each partition plan the merges
 //! ([`Policy`](loupe_store::compact::Policy)), write each merged file without any lock, and
 //! swap it in under the dataset's flush lock, from the partition's listing at that moment.
+//! A merged file gets its summary as it is written; after the merges, a round gives at most one
+//! file too big to merge (written before summaries) the summary it lacks.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
