@@ -454,6 +454,19 @@ mod tests {
     }
     use loupe_store::summary::SummaryWriter;
 
+    /// The rows each file's summary says it has ([`RowCount`]'s), sorted.
+    fn summarized_rows(files: &[std::path::PathBuf]) -> Vec<u64> {
+        let mut rows: Vec<u64> = files
+            .iter()
+            .map(|f| {
+                let s = std::fs::read_to_string(loupe_store::layout::summary_path(f)).unwrap();
+                s.parse().unwrap()
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn files_without_a_summary_get_one_and_a_bad_file_does_not_stop_the_others() {
         let dir = tempfile::tempdir().unwrap();
@@ -484,16 +497,8 @@ mod tests {
         assert_eq!((stats.summarized, stats.had_one, stats.without), (4, 0, 0));
         assert_eq!(stats.failed.len(), 1);
         assert_eq!(stats.failed[0].0, bad);
-        let mut counts: Vec<u64> = all
-            .iter()
-            .map(|f| {
-                let s = std::fs::read_to_string(loupe_store::layout::summary_path(f)).unwrap();
-                s.parse().unwrap()
-            })
-            .collect();
-        counts.sort();
         assert_eq!(
-            counts,
+            summarized_rows(&all),
             vec![3, 5, 7, 10],
             "each summary is of its own file's rows"
         );
@@ -549,15 +554,7 @@ mod tests {
             assert_eq!(all.iter().filter(|f| summarized(f)).count(), round);
         }
         assert_eq!(c.compact_all().await.unwrap(), CompactStats::default());
-        let mut counts: Vec<u64> = all
-            .iter()
-            .map(|f| {
-                let s = std::fs::read_to_string(loupe_store::layout::summary_path(f)).unwrap();
-                s.parse().unwrap()
-            })
-            .collect();
-        counts.sort();
-        assert_eq!(counts, vec![3, 7, 10]);
+        assert_eq!(summarized_rows(&all), vec![3, 7, 10]);
     }
 
     #[tokio::test(flavor = "multi_thread")]
