@@ -61,37 +61,59 @@ impl Collector {
     /// Under the compaction lock, so no merge swaps a partition while a summary goes into it.
     /// A file that cannot be read is passed over, named with its error in the stats: the
     /// others are still summarized.
-    pub async fn summarize_existing(&self) -> Result<SummarizeStats, CompactError> {
+    /// `progress` is told, before the first file and after each, how far it has come.
+    pub async fn summarize_existing(
+        &self,
+        progress: impl Fn(SummarizeProgress) + Send + 'static,
+    ) -> Result<SummarizeStats, CompactError> {
         let this = self.clone();
-        off_the_runtime(move || this.summarize_blocking()).await
+        off_the_runtime(move || this.summarize_blocking(progress)).await
     }
 
-    fn summarize_blocking(&self) -> Result<SummarizeStats, CompactError> {
+    fn summarize_blocking(
+        &self,
+        progress: impl Fn(SummarizeProgress),
+    ) -> Result<SummarizeStats, CompactError> {
         let _one_at_a_time = COMPACTING.lock().unwrap_or_else(|p| p.into_inner());
         let mut stats = SummarizeStats::default();
         let Some(summarize) = self.inner.config.summarize.get() else {
             return Ok(stats);
         };
+        // What there is to do first, so progress has a total.
+        let mut todo = Vec::new();
         for handle in self.handles() {
             let dir = handle.dir();
             for file in dir.parquet_files()? {
-                if self.inner.shutting_down.load(Ordering::Relaxed) {
-                    return Err(CompactError::Cancelled);
-                }
                 if loupe_store::layout::summary_path(&file).exists() {
                     stats.had_one += 1;
                     continue;
                 }
-                match loupe_store::summary::summarize_file(summarize, &file, &dir.tmp_dir()) {
-                    Ok(Some(_)) => stats.summarized += 1,
-                    Ok(None) => stats.without += 1,
-                    Err(e) => {
-                        tracing::warn!(file = %file.display(), error = %e,
-                            "no summary written for this file");
-                        stats.failed.push((file, e.to_string()));
-                    }
+                let bytes = std::fs::metadata(&file).map_or(0, |m| m.len());
+                todo.push((dir.tmp_dir(), file, bytes));
+            }
+        }
+        let mut done = SummarizeProgress {
+            files_total: todo.len(),
+            bytes_total: todo.iter().map(|(.., b)| b).sum(),
+            ..SummarizeProgress::default()
+        };
+        progress(done);
+        for (tmp, file, bytes) in todo {
+            if self.inner.shutting_down.load(Ordering::Relaxed) {
+                return Err(CompactError::Cancelled);
+            }
+            match loupe_store::summary::summarize_file(summarize, &file, &tmp) {
+                Ok(Some(_)) => stats.summarized += 1,
+                Ok(None) => stats.without += 1,
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e,
+                        "no summary written for this file");
+                    stats.failed.push((file, e.to_string()));
                 }
             }
+            done.files_done += 1;
+            done.bytes_done += bytes;
+            progress(done);
         }
         Ok(stats)
     }
@@ -323,6 +345,16 @@ async fn off_the_runtime<T: Send + 'static>(
     }
 }
 
+/// How far [`Collector::summarize_existing`] has come: files (and their bytes) summarized or
+/// passed over, of those without a summary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SummarizeProgress {
+    pub files_done: usize,
+    pub files_total: usize,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
 /// What [`Collector::summarize_existing`] did, in files.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SummarizeStats {
@@ -493,8 +525,20 @@ mod tests {
         let bad = all[0].with_file_name("0.parquet");
         std::fs::write(&bad, b"not parquet").unwrap();
 
-        let stats = c.summarize_existing().await.unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let stats = c
+            .summarize_existing(move |p| record.lock().unwrap().push(p))
+            .await
+            .unwrap();
         assert_eq!((stats.summarized, stats.had_one, stats.without), (4, 0, 0));
+        // Told before the first file and after each of the five (the bad one too).
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 6);
+        let last = seen[5];
+        assert_eq!((last.files_done, last.files_total), (5, 5));
+        assert_eq!(last.bytes_done, last.bytes_total);
+        assert!(seen.windows(2).all(|w| w[0].bytes_done < w[1].bytes_done));
         assert_eq!(stats.failed.len(), 1);
         assert_eq!(stats.failed[0].0, bad);
         assert_eq!(
@@ -521,7 +565,7 @@ mod tests {
 
         // Once is enough.
         std::fs::remove_file(&bad).unwrap();
-        let again = c.summarize_existing().await.unwrap();
+        let again = c.summarize_existing(|_| {}).await.unwrap();
         assert_eq!((again.summarized, again.had_one), (0, 4));
         assert!(again.failed.is_empty());
     }

@@ -44,7 +44,7 @@ use loupe_store::{DatasetName, Store};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 pub use clock::{Clock, SystemClock};
-pub use compact::SummarizeStats;
+pub use compact::{SummarizeProgress, SummarizeStats};
 pub use config::{CollectorConfig, CompactionConfig, MAX_NAME_BYTES_CEILING};
 pub use dataset::FlushStats;
 pub use error::{Error, Result, WalError};
