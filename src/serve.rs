@@ -198,8 +198,9 @@ fn spawn_slo_refresh(
     })
 }
 
-/// The collector's settings with the query engine's summarizer: every file it writes (flushes,
-/// compactions) gets the summary the outliers read (see `loupe_query::outliers::summary`).
+/// The collector's settings with the query engine's summarizer: the files compaction writes,
+/// and those `loupe summarize` catches up on, get the summary the outliers read (see
+/// `loupe_query::outliers::summary`). Flushed files get none (see `CollectorConfig::summarize`).
 pub(crate) fn writing_summaries(config: CollectorConfig) -> CollectorConfig {
     CollectorConfig {
         summarize: loupe_store::summary::Summarizer(Some(std::sync::Arc::new(

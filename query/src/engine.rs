@@ -914,20 +914,27 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_query_that_listed_files_merged_away_under_it_is_run_again() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (ds, partition) = dataset(tmp.path());
-        let engine = QueryEngine::new(Store::new(tmp.path()));
+    /// An engine over a fresh dataset whose four files a merge swaps out at the first read
+    /// of any file; the flag says whether it did, the path is the partition.
+    fn engine_merged_at_first_read(tmp: &Path) -> (QueryEngine, Arc<AtomicBool>, PathBuf) {
+        let (ds, partition) = dataset(tmp);
+        let engine = QueryEngine::new(Store::new(tmp));
         let swapped = Arc::new(AtomicBool::new(false));
-        let (ds2, part2, flag) = (ds.clone(), partition.clone(), swapped.clone());
+        let (part2, flag) = (partition.clone(), swapped.clone());
         let store = HookedStore::once(move || {
-            stage_merge(&ds2, &part2).exchange().unwrap();
+            stage_merge(&ds, &part2).exchange().unwrap();
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         engine
             .context()
             .register_object_store(ObjectStoreUrl::local_filesystem().as_ref(), store);
+        (engine, swapped, partition)
+    }
+
+    #[tokio::test]
+    async fn a_query_that_listed_files_merged_away_under_it_is_run_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (engine, swapped, partition) = engine_merged_at_first_read(tmp.path());
         // The first run listed the four files; the merge swapped them out before it read any,
         // so it failed to open them. The second run listed the merged file.
         assert_eq!(counts(&engine).await.unwrap(), (100, 100));
@@ -938,17 +945,7 @@ mod tests {
     #[tokio::test]
     async fn an_outliers_question_whose_files_were_merged_under_it_is_asked_again() {
         let tmp = tempfile::tempdir().unwrap();
-        let (ds, partition) = dataset(tmp.path());
-        let engine = QueryEngine::new(Store::new(tmp.path()));
-        let swapped = Arc::new(AtomicBool::new(false));
-        let (ds2, part2, flag) = (ds.clone(), partition.clone(), swapped.clone());
-        let store = HookedStore::once(move || {
-            stage_merge(&ds2, &part2).exchange().unwrap();
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-        engine
-            .context()
-            .register_object_store(ObjectStoreUrl::local_filesystem().as_ref(), store);
+        let (engine, swapped, _) = engine_merged_at_first_read(tmp.path());
         let question = crate::outliers::analyze::Question::new("api", "id >= 60");
         let report = engine.outliers(&question).await.unwrap();
         assert!(swapped.load(std::sync::atomic::Ordering::SeqCst));

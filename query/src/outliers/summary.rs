@@ -199,7 +199,7 @@ impl Summarizer {
 }
 
 /// The store's summarizer (see [`loupe_store::summary`]): the outliers' summaries, given by
-/// the binary to whatever writes files (a collector's flushes and compactions, an import).
+/// the binary to what writes them (compaction's merges, and files caught up on later).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Summaries;
 
