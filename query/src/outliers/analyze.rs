@@ -435,6 +435,38 @@ const OVERLAPS_AMONG: usize = 64;
 /// field may have (`Limits::max_distinct`): 20,000 rows by default, a few milliseconds.
 const PROBE_ROWS_PER_VALUE: usize = 4;
 
+/// How long each phase of a question took, for the debug log (`LOUPE_LOG=loupe_query=debug`).
+struct Phases {
+    last: std::time::Instant,
+    took: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: std::time::Instant::now(),
+            took: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name`: the time since the last mark.
+    fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.took.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Phases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, took)) in self.took.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{name} {} ms", took.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
 /// The numbers' bins: their weighted deciles over the counted events.
 pub const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 
@@ -708,6 +740,7 @@ impl QueryEngine {
             .map(|(n, _)| n.clone())
             .collect();
         let probe_rows = limits.max_distinct.saturating_mul(PROBE_ROWS_PER_VALUE);
+        let mut phases = Phases::start();
         let probe = self
             .fold_batches(
                 &format!("{} LIMIT {probe_rows}", pass_sql(&texts, &[])),
@@ -715,6 +748,7 @@ impl QueryEngine {
                 move |c, b| c.add(b, &limits),
             )
             .await?;
+        phases.mark("probe");
         let order: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
         let early: Vec<String> = probe
             .fields
@@ -742,6 +776,7 @@ impl QueryEngine {
             true => self.whole_file_summaries(q, &plan, &measures).await,
             false => Vec::new(),
         };
+        phases.mark("summaries");
         let dataset = q.dataset.replace('\'', "''");
         let listed = whole
             .iter()
@@ -789,6 +824,7 @@ impl QueryEngine {
                 }
             }
         }
+        phases.mark("counting pass");
         counts.finish(&DECILES);
         // The probe's identifiers back among the fields, in the schema's order.
         counts
@@ -834,6 +870,7 @@ impl QueryEngine {
             restating.iter().any(|r| r == f)
                 || always_selected.iter().any(|(af, av, _)| af == f && av == v)
         };
+        phases.mark("single fields");
         let candidates =
             rank::combination_candidates(&counts, &q.thresholds, left_out, combos::MAX_CANDIDATES);
         let mut combinations = Vec::new();
@@ -870,6 +907,7 @@ impl QueryEngine {
                     |c, other| c.merge(other),
                 )
                 .await?;
+            phases.mark("conjunction pass");
             let found = combos.rank(
                 &cells,
                 &used_names,
@@ -879,6 +917,7 @@ impl QueryEngine {
             );
             combinations = found.combinations;
             tested += found.tested;
+            phases.mark("conjunctions");
             // The measure's evidence for the candidates that are explanations alone.
             for ((field, value, _), shift) in candidates.iter().zip(&found.single_shifts) {
                 if let Some(e) = explanations
@@ -1012,6 +1051,8 @@ impl QueryEngine {
         combinations.sort_by(|a, b| b.score.total_cmp(&a.score));
         explanations.truncate(q.top);
         combinations.truncate(q.top);
+        phases.mark("order");
+        tracing::debug!(dataset = %q.dataset, phases = %phases, "outliers: where the time went");
         Ok(Report {
             selection: counts.selection,
             baseline: counts.baseline,
