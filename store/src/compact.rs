@@ -72,12 +72,13 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
     ParquetRecordBatchReaderBuilder,
 };
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::statistics::Statistics;
 
 use crate::catalog::{Catalog, timestamp_type};
 use crate::fsutil;
 use crate::layout::{DatasetDir, PARQUET_EXT, PARTITION_COLUMNS, summary_path};
-use crate::parquet_file::writer_properties;
+use crate::parquet_file::merged_writer_properties;
 use crate::summary::{Summarize, write_summary};
 
 /// Name prefix of a compaction's container directory in `_tmp/`.
@@ -369,8 +370,10 @@ fn merge_into(
     let schema = unified_schema(&sources, catalog)?;
 
     let file = File::create_new(out).map_err(io("create", out))?;
-    let mut writer =
-        ArrowWriter::try_new(file, schema.clone(), Some(writer_properties(0))).map_err(pq(out))?;
+    let inputs_meta: Vec<&ParquetMetaData> =
+        sources.iter().map(|s| s.meta.metadata().as_ref()).collect();
+    let props = merged_writer_properties(0, &inputs_meta);
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(pq(out))?;
     let mut written = 0u64;
     let mut summary = summarize.map(|s| s.start(&schema));
     let mut emit = |batches: &[RecordBatch], picks: &mut Vec<(usize, usize)>| -> Result<()> {
@@ -826,6 +829,7 @@ mod tests {
     use crate::{DatasetName, Partition, Store, events_to_batch, write_parquet};
     use arrow::array::{Float64Array, Int64Array, StringArray};
     use loupe_event::{Event, Limits, Value};
+    use parquet::basic::Compression;
 
     /// 2026-11-23T04:00:00Z, the start of the test partition's hour.
     const HOUR: i64 = 1_795_406_400_000_000;
@@ -991,6 +995,68 @@ mod tests {
         assert_eq!(sweep(&fx.dataset.tmp_dir(), Duration::ZERO).unwrap(), 1);
         assert!(!container.exists());
         assert_eq!(ids(&fx.files()), before);
+    }
+
+    #[test]
+    fn a_merged_file_compresses_only_the_columns_zstd_shrinks() {
+        let mut fx = Fixture::new();
+        for k in 0..4 {
+            let events: Vec<_> = (0..2000)
+                .map(|j| {
+                    let id = k * 2000 + j;
+                    let message = format!(
+                        "request {id:010} failed: upstream connect error or disconnect/reset \
+                         before headers"
+                    );
+                    (
+                        id,
+                        id * 1_000,
+                        vec![
+                            ("route", Value::from(format!("/r{}", id % 5))),
+                            ("message", Value::from(message)),
+                        ],
+                    )
+                })
+                .collect();
+            fx.file(&events);
+        }
+        let codecs = |path: &Path| -> Vec<(String, Compression)> {
+            let meta =
+                ArrowReaderMetadata::load(&File::open(path).unwrap(), Default::default()).unwrap();
+            meta.metadata()
+                .row_groups()
+                .iter()
+                .flat_map(|rg| rg.columns())
+                .map(|c| (c.column_path().string(), c.compression()))
+                .collect()
+        };
+        let codec_of = |codecs: &[(String, Compression)], name: &str| {
+            let mine: Vec<Compression> = codecs
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, c)| *c)
+                .collect();
+            assert!(!mine.is_empty(), "{name}");
+            assert!(mine.iter().all(|c| *c == mine[0]), "{name}: {mine:?}");
+            mine[0]
+        };
+        // A flushed file is zstd throughout.
+        let flushed = codecs(&fx.files()[0]);
+        assert!(
+            flushed
+                .iter()
+                .all(|(_, c)| matches!(c, Compression::ZSTD(_)))
+        );
+        let before = ids(&fx.files());
+        let container = fx.container(1);
+        fx.merge_all(&container);
+        let out = container.join("merged.parquet");
+        let merged = codecs(&out);
+        // Five routes are a few bits a row: nothing for zstd to save. The messages repeat
+        // most of their text: zstd keeps most of it off the disk.
+        assert_eq!(codec_of(&merged, "route"), Compression::UNCOMPRESSED);
+        assert!(matches!(codec_of(&merged, "message"), Compression::ZSTD(_)));
+        assert_eq!(ids(&[out]), before);
     }
 
     /// A summary of the rows' count and their ids' sum, as text.
