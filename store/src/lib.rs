@@ -41,10 +41,7 @@ pub use compact::{CompactError, CompactStats};
 pub use dataset::{DatasetName, MAX_DATASET_NAME_BYTES};
 pub use error::{Error, Result};
 pub use layout::{DatasetDir, Partition, Store};
-pub use parquet_file::{
-    ROW_GROUP_ROWS, ZSTD_LEVEL, ZSTD_MIN_SAVING, merged_writer_properties, write_parquet,
-    writer_properties,
-};
+pub use parquet_file::{ROW_GROUP_ROWS, ZSTD_LEVEL, write_parquet, writer_properties};
 
 #[cfg(test)]
 mod tests;

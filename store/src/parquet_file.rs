@@ -35,7 +35,7 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 pub const ZSTD_LEVEL: i32 = 3;
 
 /// Bytes a row that zstd must save in a column for a merged file to keep it compressed.
-pub const ZSTD_MIN_SAVING: f64 = 0.5;
+pub(crate) const ZSTD_MIN_SAVING: f64 = 0.5;
 
 fn zstd() -> Compression {
     Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"))
@@ -51,7 +51,7 @@ pub fn writer_properties(timestamp_idx: usize) -> WriterProperties {
 /// zstd where the inputs that have it compressed show that zstd saves [`ZSTD_MIN_SAVING`]
 /// bytes a row or more, and where no input has it compressed (nothing to tell by: a new
 /// column, or inputs merged before); uncompressed elsewhere.
-pub fn merged_writer_properties(
+pub(crate) fn merged_writer_properties(
     timestamp_idx: usize,
     inputs: &[&ParquetMetaData],
 ) -> WriterProperties {
