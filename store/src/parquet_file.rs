@@ -35,7 +35,7 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 pub const ZSTD_LEVEL: i32 = 3;
 
 /// Bytes a row that zstd must save in a column for a merged file to keep it compressed.
-pub(crate) const ZSTD_MIN_SAVING: f64 = 0.5;
+pub(crate) const ZSTD_MIN_SAVING: f64 = 1.0;
 
 fn zstd() -> Compression {
     Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"))
