@@ -19,6 +19,7 @@
 //! for 65% more: README, Speed); ClickHouse makes the same kind of trade with its per-column
 //! codecs (LZ4 by default, zstd where asked).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -39,10 +40,6 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// Bytes a row that zstd must save in a column for a merged file to keep it compressed.
 pub(crate) const ZSTD_MIN_SAVING: f64 = 1.0;
 
-fn zstd() -> Compression {
-    Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"))
-}
-
 /// The writer properties for a batch whose column `timestamp_idx` holds the sort key: every
 /// column zstd.
 pub fn writer_properties(timestamp_idx: usize) -> WriterProperties {
@@ -58,28 +55,20 @@ pub(crate) fn merged_writer_properties(
     inputs: &[&ParquetMetaData],
 ) -> WriterProperties {
     // Per column, the bytes zstd saved and the rows it saved them over.
-    let mut saved: Vec<(ColumnPath, i64, i64)> = Vec::new();
+    let mut saved: HashMap<&ColumnPath, (i64, i64)> = HashMap::new();
     for rg in inputs.iter().flat_map(|m| m.row_groups()) {
         for chunk in rg.columns() {
-            if chunk.compression() == Compression::UNCOMPRESSED {
-                continue;
+            if chunk.compression() != Compression::UNCOMPRESSED {
+                let (bytes, rows) = saved.entry(chunk.column_path()).or_default();
+                *bytes += chunk.uncompressed_size() - chunk.compressed_size();
+                *rows += rg.num_rows();
             }
-            let path = chunk.column_path();
-            let at = match saved.iter().position(|(p, ..)| p == path) {
-                Some(at) => at,
-                None => {
-                    saved.push((path.clone(), 0, 0));
-                    saved.len() - 1
-                }
-            };
-            saved[at].1 += chunk.uncompressed_size() - chunk.compressed_size();
-            saved[at].2 += rg.num_rows();
         }
     }
     let mut props = builder(timestamp_idx);
-    for (path, bytes, rows) in saved {
-        if rows > 0 && (bytes as f64) < ZSTD_MIN_SAVING * rows as f64 {
-            props = props.set_column_compression(path, Compression::UNCOMPRESSED);
+    for (path, (bytes, rows)) in saved {
+        if (bytes as f64) < ZSTD_MIN_SAVING * rows as f64 {
+            props = props.set_column_compression(path.clone(), Compression::UNCOMPRESSED);
         }
     }
     props.build()
@@ -87,7 +76,9 @@ pub(crate) fn merged_writer_properties(
 
 fn builder(timestamp_idx: usize) -> WriterPropertiesBuilder {
     WriterProperties::builder()
-        .set_compression(zstd())
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"),
+        ))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
